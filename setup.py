@@ -1,0 +1,44 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version: dict = {}
+exec((here / "reid" / "version.py").read_text(), version)
+
+setup(
+    name="reid",
+    version=version["__version__"],
+    description="Person re-identification toolkit: Support Neighbor loss, DarkRank, density adaptivity, "
+    "HORDE and HRAML in one system, with exact and scalable evaluation.",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["reid", "reid.*"]),
+    install_requires=[
+        # Never pin torch==2.13.0: it resolves to a local CPU wheel no torchvision imports with.
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "opencv-python-headless",
+        "albumentations>=2.0",
+        "numpy",
+        "scipy",
+        "tqdm",
+        "tensorboard",
+        "h5py",
+        "pyyaml",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout"],
+        "onnx": ["onnx", "onnxruntime"],
+        "bench": ["scikit-learn", "psutil"],
+    },
+    entry_points={
+        "console_scripts": [
+            "reid-train=reid.cli:train_main",
+            "reid-test=reid.cli:test_main",
+            "reid-evaluate=reid.cli:evaluate_main",
+            "reid-demo=reid.cli:demo_main",
+        ]
+    },
+)
