@@ -1,0 +1,374 @@
+"""Experiment configuration: one schema with defaults, YAML files with `_base_` inheritance, CLI overrides.
+
+A config file only states what differs from the defaults (or from its `_base_` file). Every key is checked
+against the schema: an unknown key is an error that suggests the nearest valid one, and a value of the wrong
+type is an error naming the key, the value and the expected type. The resolved config is saved next to every
+run (`config.yaml`) so a run can always be reproduced and a resume can check nothing important changed.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import yaml
+
+PathLike = Union[str, Path]
+
+
+class ConfigError(ValueError):
+    """A config file, key or value that cannot be used."""
+
+
+# Sections whose content is free-form (passed as keyword arguments to a component that validates it itself).
+OPEN_SECTIONS = {"data.kwargs", "transforms", "model.horde", "loss.terms", "test.dataset_kwargs"}
+
+DEFAULTS: Dict[str, Any] = {
+    "seed": 0,
+    "output_dir": "runs/default",
+    "data": {
+        "dataset": "synthetic",
+        "root": "datasets",
+        "kwargs": {},  # dataset-specific: split_id, protocol, labeled, distractors, attributes, ...
+        "p": 16,  # identities per batch
+        "k": 4,  # images per identity
+        "num_workers": 2,
+        "test_batch_size": 128,
+        "on_error": "raise",  # unreadable images: raise | skip
+    },
+    "transforms": {},  # keys of reid.data.transforms.build_transforms (height, width, pad, hflip, ...)
+    "model": {
+        "backbone": "resnet50",
+        "pretrained": "none",  # none | imagenet | path to a state dict
+        "last_stride": 1,
+        "pooling": "avg",
+        "embedding_dim": None,
+        "bn_neck": False,
+        "classifier": None,  # None | linear | large_margin
+        "margin": 3,
+        "horde": None,
+    },
+    "loss": {
+        # Each term: {name, weight, input?, teacher_input?, **params}; see reid.losses.CombinedLoss.
+        "terms": [{"name": "triplet", "weight": 1.0}],
+        "density_features": "pooled",  # which output D0 is measured on (density adaptivity)
+    },
+    "optim": {
+        "name": "adam",  # sgd | adam | adamw
+        "lr": 3.5e-4,
+        "weight_decay": 5e-4,
+        "momentum": 0.9,
+        "nesterov": False,
+        "loss_lr": None,  # lr of loss parameters (e.g. density alpha_c); None = same as lr
+        "loss_weight_decay": 0.0,
+        "clip_grad": None,  # max gradient norm
+    },
+    "schedule": {
+        "name": "multistep",  # constant | multistep | constant_exp | warmup_cosine
+        "milestones": [40, 70],
+        "gamma": 0.1,
+        "warmup_epochs": 0,
+        "warmup_factor": 0.01,
+        "decay_start": 75,  # constant_exp: constant until this epoch ...
+        "decay_end": 800,  # ... then exponential decay reaching final_factor here
+        "final_factor": 0.001,
+        "min_lr_factor": 0.0,  # warmup_cosine floor
+    },
+    "train": {
+        "epochs": 60,
+        "iters_per_epoch": None,  # None = the sampler's natural epoch
+        "amp": True,  # only takes effect on CUDA
+        "channels_last": True,  # only on CUDA, where it helps convolutions
+        "eval_every": 10,
+        "flip_test": False,
+        "log_every": 20,
+        "checkpoint_every": 1,
+        "device": "auto",  # auto | cpu | cuda | cuda:N
+        "threads": None,  # torch CPU threads; None = torch default
+        "projector_samples": 200,  # TensorBoard embedding projector sample size (0 = off)
+        "ranklist_queries": 4,  # queries drawn in the TensorBoard rank-list image (0 = off)
+    },
+    "distill": {
+        "teacher_config": None,
+        "teacher_checkpoint": None,
+    },
+    "test": {
+        "metric": "euclidean",  # euclidean | cosine
+        "ap": "mean",  # mean | official
+        "empty": "skip",  # skip | zero
+        "rerank": False,
+        "k1": 20,
+        "k2": 6,
+        "lambda_value": 0.3,
+        "multi_query": None,  # None | mean | max
+        "protocol": "market",  # market | single-shot
+        "trials": 10,
+        "high_order": False,
+        "max_rank": 50,
+        "dataset_kwargs": {},
+    },
+}
+
+CHOICES: Dict[str, Tuple[Any, ...]] = {
+    "data.on_error": ("raise", "skip"),
+    "model.pooling": ("avg", "gem", "max"),
+    "model.classifier": (None, "linear", "large_margin"),
+    "optim.name": ("sgd", "adam", "adamw"),
+    "schedule.name": ("constant", "multistep", "constant_exp", "warmup_cosine"),
+    "test.metric": ("euclidean", "cosine"),
+    "test.ap": ("mean", "official"),
+    "test.empty": ("skip", "zero"),
+    "test.multi_query": (None, "mean", "max"),
+    "test.protocol": ("market", "single-shot"),
+}
+
+# Keys that may change between a run and its resume without invalidating the saved state.
+RESUME_SAFE_PREFIXES = (
+    "output_dir",
+    "train.epochs",
+    "train.eval_every",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.device",
+    "train.threads",
+    "train.projector_samples",
+    "train.ranklist_queries",
+    "train.flip_test",
+    "data.num_workers",
+    "data.test_batch_size",
+    "data.root",
+    "test.",
+)
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _check_value(key: str, value: Any, default: Any) -> Any:
+    """Check `value` against the default's type (ints are accepted where floats are expected)."""
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            options = ", ".join("null" if c is None else str(c) for c in CHOICES[key])
+            raise ConfigError(f"config key '{key}': value {value!r} is not one of: {options}")
+        return value
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}': expected a boolean (true/false), got {value!r} ({_type_name(value)})")
+    elif isinstance(default, float):
+        value = _as_number(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}': expected a number, got {value!r} ({_type_name(value)})")
+        return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}': expected an integer, got {value!r} ({_type_name(value)})")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}': expected a string, got {value!r} ({_type_name(value)})")
+    elif isinstance(default, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r} ({_type_name(value)})")
+        return list(value)
+    elif isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r} ({_type_name(value)})")
+    return value
+
+
+def _as_number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` (no dot) as a string; accept it where a number is expected."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _all_keys(tree: Mapping[str, Any], prefix: str = "") -> List[str]:
+    keys = []
+    for name, value in tree.items():
+        full = f"{prefix}{name}"
+        keys.append(full)
+        if isinstance(value, dict) and full not in OPEN_SECTIONS:
+            keys.extend(_all_keys(value, full + "."))
+    return keys
+
+
+def _unknown_key_error(key: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _all_keys(DEFAULTS), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{key}' in {source}{hint}")
+
+
+def merge(base: Dict[str, Any], update: Mapping[str, Any], source: str = "config", prefix: str = "") -> Dict[str, Any]:
+    """Return `base` updated recursively with `update`, validating every key against the schema."""
+    result = copy.deepcopy(base)
+    for name, value in update.items():
+        key = f"{prefix}{name}"
+        if not isinstance(name, str):
+            raise ConfigError(f"config key {name!r} in {source} must be a string")
+        if name not in result:
+            raise _unknown_key_error(key, source)
+        current = result[name]
+        if key in OPEN_SECTIONS:
+            if value is not None and not isinstance(value, (dict, list)):
+                raise ConfigError(f"config key '{key}' in {source}: expected a mapping or list, got {value!r}")
+            result[name] = copy.deepcopy(value)
+        elif isinstance(current, dict) and isinstance(value, dict):
+            result[name] = merge(current, value, source, key + ".")
+        else:
+            default = _lookup(DEFAULTS, key)
+            result[name] = _check_value(key, value, default)
+    return result
+
+
+def _lookup(tree: Mapping[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _read_yaml(path: Path) -> Dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at top level, got {_type_name(data)}")
+    return data
+
+
+def _deep_update(base: Dict[str, Any], update: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Merge raw (unvalidated) YAML mappings; open sections and leaves are replaced, sections merged."""
+    result = copy.deepcopy(base)
+    for name, value in update.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and isinstance(result.get(name), dict) and key not in OPEN_SECTIONS:
+            result[name] = _deep_update(result[name], value, key + ".")
+        else:
+            result[name] = copy.deepcopy(value)
+    return result
+
+
+def _raw_chain(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+    """A YAML file merged over its `_base_` files (each validated against the schema on its own)."""
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in seen + (path,))
+        raise ConfigError(f"circular _base_ chain: {chain}")
+    data = _read_yaml(path)
+    bases = data.pop("_base_", None)
+    merge(DEFAULTS, data, str(path))  # validate this file's own keys and values, naming it in errors
+    raw: Dict[str, Any] = {}
+    if bases is not None:
+        base_list = [bases] if isinstance(bases, str) else bases
+        if not isinstance(base_list, list) or not all(isinstance(b, str) for b in base_list):
+            raise ConfigError(f"'_base_' in {path} must be a file name or a list of them, got {bases!r}")
+        for base in base_list:
+            raw = _deep_update(raw, _raw_chain(path.parent / base, seen + (path,)))
+    return _deep_update(raw, data)
+
+
+def _resolve_file(path: Path) -> Dict[str, Any]:
+    return merge(DEFAULTS, _raw_chain(path), str(path))
+
+
+def parse_override(text: str) -> Tuple[str, Any]:
+    """Parse a command-line override `key.sub=value`; the value is read as YAML (so 1e-3, true, [1,2] work)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):
+        number = _as_number(value)
+        value = number if not isinstance(number, float) or value.strip().lower() not in ("nan", "inf", "-inf") else value
+    return key, value
+
+
+def _nest(key: str, value: Any) -> Dict[str, Any]:
+    node: Dict[str, Any] = {}
+    root = node
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return root
+
+
+def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """Resolve defaults <- YAML file (with its `_base_` chain) <- `key=value` overrides."""
+    config = _resolve_file(Path(path)) if path is not None else copy.deepcopy(DEFAULTS)
+    for text in overrides:
+        key, value = parse_override(text)
+        head = key.split(".")
+        # An override inside an open section replaces just that leaf (e.g. data.kwargs.split_id=3).
+        for depth in range(1, len(head)):
+            section = ".".join(head[:depth])
+            if section in OPEN_SECTIONS:
+                container = _lookup(config, section)
+                if not isinstance(container, dict):
+                    raise ConfigError(f"override '{text}': '{section}' is not a mapping")
+                _set_nested(container, head[depth:], value)
+                break
+        else:
+            config = merge(config, _nest(key, value), f"override '{text}'")
+    return config
+
+
+def _set_nested(container: Dict[str, Any], parts: Sequence[str], value: Any) -> None:
+    for part in parts[:-1]:
+        container = container.setdefault(part, {})
+    container[parts[-1]] = value
+
+
+def save_config(config: Mapping[str, Any], path: PathLike) -> None:
+    """Write the resolved config as YAML (atomically, so a crash never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and value and key not in OPEN_SECTIONS:
+            flat.update(flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def resume_conflicts(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
+    """Keys whose change makes a saved training state inconsistent with the current config."""
+    old, new = flatten(saved), flatten(current)
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if any(key == p or key.startswith(p if p.endswith(".") else p + ".") for p in RESUME_SAFE_PREFIXES):
+            continue
+        if old.get(key) != new.get(key):
+            changed.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return changed
+
+
+def iter_config_files(folder: PathLike) -> Iterable[Path]:
+    return sorted(Path(folder).glob("**/*.yaml"))

@@ -1,0 +1,111 @@
+"""Checkpoints: written atomically, loaded with clear errors, carrying every RNG state for exact resume."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Union
+
+import numpy as np
+import torch
+
+PathLike = Union[str, Path]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing or does not fit the model/config it is loaded into."""
+
+
+def save_checkpoint(state: Mapping[str, Any], path: PathLike) -> Path:
+    """Write `state` to `path` via a temporary file and an atomic rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        # Our checkpoints hold only tensors, numbers, strings and containers (RNG states are tensors/lists).
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for corrupt files
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a reid checkpoint (no 'model' entry)")
+    return state
+
+
+def load_model_state(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load weights strictly, naming missing, unexpected and shape-mismatched keys on failure."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state_dict))
+        if tuple(own[k].shape) != tuple(state_dict[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_short(unexpected)}")
+        if mismatched:
+            parts.append(f"shape mismatches: {_short(mismatched)}")
+        raise CheckpointError(f"checkpoint {source} does not fit the model ({'; '.join(parts)})")
+    model.load_state_dict(state_dict)
+
+
+def _short(items: List[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def capture_rng_states() -> Dict[str, Any]:
+    states: Dict[str, Any] = {
+        "python": _python_state_to_tensor(random.getstate()),
+        "numpy": _numpy_state_to_tensor(np.random.get_state()),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: Mapping[str, Any]) -> None:
+    random.setstate(_tensor_to_python_state(states["python"]))
+    np.random.set_state(_tensor_to_numpy_state(states["numpy"]))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# weights_only loading accepts tensors and plain containers: encode the RNG tuples as such.
+def _python_state_to_tensor(state: tuple) -> Dict[str, Any]:
+    version, internal, gauss = state
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _tensor_to_python_state(data: Mapping[str, Any]) -> tuple:
+    return (data["version"], tuple(int(x) for x in data["internal"].tolist()), data["gauss"])
+
+
+def _numpy_state_to_tensor(state: tuple) -> Dict[str, Any]:
+    name, keys, pos, has_gauss, cached = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _tensor_to_numpy_state(data: Mapping[str, Any]) -> tuple:
+    keys = data["keys"].numpy().astype(np.uint32)
+    return (data["name"], keys, data["pos"], data["has_gauss"], data["cached"])
+
+
+def tensors_equal(a: Iterable[torch.Tensor], b: Iterable[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
