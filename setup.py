@@ -37,8 +37,6 @@ setup(
         "console_scripts": [
             "reid-train=reid.cli:train_main",
             "reid-test=reid.cli:test_main",
-            "reid-evaluate=reid.cli:evaluate_main",
-            "reid-demo=reid.cli:demo_main",
         ]
     },
 )

@@ -1,0 +1,110 @@
+"""Feature extraction and evaluation of a model on a dataset's query/gallery split."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import distributed
+
+
+@dataclass
+class FeatureSet:
+    features: torch.Tensor  # (N, D) float32 on CPU
+    pids: np.ndarray
+    camids: np.ndarray
+    paths: List[str]
+
+
+@torch.no_grad()
+def extract_features(
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    flip: bool = False,
+    amp: bool = False,
+    desc: str = "features",
+    progress: bool = True,
+) -> Tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Run the model in eval mode over an ordered loader; `flip` averages with the mirrored image."""
+    was_training = model.training
+    model.eval()
+    feats, pids, camids = [], [], []
+    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and distributed.is_main_process()))
+    for batch in bar:
+        images = batch["img"].to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
+            out = _embedding(model, images)
+            if flip:
+                out = out + _embedding(model, torch.flip(images, dims=[3]))
+        out = torch.nn.functional.normalize(out.float(), dim=1)
+        feats.append(out.cpu())
+        pids.append(batch["pid"].numpy())
+        camids.append(batch["camid"].numpy())
+    model.train(was_training)
+    if not feats:
+        raise ValueError(f"{desc}: the loader produced no images")
+    return torch.cat(feats), np.concatenate(pids), np.concatenate(camids)
+
+
+def _embedding(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    out = model(images)
+    if isinstance(out, Mapping):
+        out = out["normalized"]
+    return out
+
+
+def feature_set(model, samples, loader, device, flip=False, amp=False, desc="features") -> FeatureSet:
+    feats, pids, camids = extract_features(model, loader, device, flip=flip, amp=amp, desc=desc)
+    return FeatureSet(feats, pids, camids, [s.path for s in samples])
+
+
+def pool_groups(group_features: torch.Tensor, group_index: Sequence[Sequence[int]], mode: str) -> torch.Tensor:
+    """Multi-query: mean or max over each query's group of feature rows, re-normalised."""
+    pooled = []
+    for rows in group_index:
+        block = group_features[list(rows)]
+        pooled.append(block.mean(0) if mode == "mean" else block.max(0).values)
+    return torch.nn.functional.normalize(torch.stack(pooled), dim=1)
+
+
+def evaluate_features(
+    query: FeatureSet,
+    gallery: FeatureSet,
+    test_cfg: Mapping[str, Any],
+    has_cameras: bool = True,
+    query_features: Optional[torch.Tensor] = None,
+):
+    """Call `reid.evaluation.evaluate` with the options of the `test` config section."""
+    from ..evaluation import evaluate
+
+    qf = query.features if query_features is None else query_features
+    kwargs: Dict[str, Any] = dict(
+        metric=test_cfg["metric"],
+        ap=test_cfg["ap"],
+        empty=test_cfg["empty"],
+        max_rank=test_cfg["max_rank"],
+        protocol=test_cfg["protocol"],
+        trials=test_cfg["trials"],
+        rerank=test_cfg["rerank"],
+        k1=test_cfg["k1"],
+        k2=test_cfg["k2"],
+        lambda_value=test_cfg["lambda_value"],
+    )
+    if has_cameras:
+        return evaluate(qf, gallery.features, query.pids, gallery.pids, query.camids, gallery.camids, **kwargs)
+    # No camera information: only the query itself is removed from its ranking when it is in the gallery.
+    position = {p: i for i, p in enumerate(gallery.paths)}
+    query_in_gallery = np.array([position.get(p, -1) for p in query.paths], dtype=np.int64)
+    return evaluate(qf, gallery.features, query.pids, gallery.pids, None, None,
+                    query_in_gallery=query_in_gallery, **kwargs)
+
+
+def ranked_gallery(query_feature: torch.Tensor, gallery: torch.Tensor, topk: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k gallery indices and squared Euclidean distances for one query (stable on ties)."""
+    d = (gallery - query_feature[None]).pow(2).sum(1)
+    order = torch.from_numpy(np.argsort(d.numpy(), kind="stable")[:topk])
+    return order.numpy(), d[order].numpy()

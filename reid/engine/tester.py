@@ -1,0 +1,136 @@
+"""Testing a trained checkpoint: feature extraction, the evaluation options of tools/test.py, results files."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+import torch
+
+from .builders import build_dataset_from_config, build_model_from_config, resolve_device
+from .checkpoint import load_checkpoint, load_model_state
+from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups, ranked_gallery
+
+
+@dataclass
+class TestOptions:
+    rerank: bool = False
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
+    multi_query: Optional[str] = None  # mean | max
+    distractors: Optional[str] = None  # folder of distractor images appended to the gallery
+    ap: Optional[str] = None
+    protocol: Optional[str] = None
+    high_order: bool = False
+    flip: bool = False
+    visualize: int = 0
+    output_dir: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def load_trained_model(cfg: Mapping[str, Any], checkpoint: str, device: torch.device) -> torch.nn.Module:
+    """Build the config's model and load a checkpoint's weights, naming mismatched keys on failure."""
+    state = load_checkpoint(checkpoint)
+    model = build_model_from_config(cfg, state.get("num_classes"))
+    load_model_state(model, state["model"], checkpoint)
+    return model.to(device).eval()
+
+
+def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, progress: bool = True):
+    """Evaluate `checkpoint` on the config's dataset with the requested protocol options.
+
+    Returns (EvaluationResult, output folder). Writes `results.json` and, with `visualize`, rank-list PNGs.
+    """
+    cfg = copy.deepcopy(dict(cfg))
+    test_cfg = dict(cfg["test"])
+    test_cfg.update({"rerank": options.rerank, "k1": options.k1, "k2": options.k2,
+                     "lambda_value": options.lambda_value})
+    if options.ap:
+        test_cfg["ap"] = options.ap
+    if options.protocol:
+        test_cfg["protocol"] = options.protocol
+    multi_query = options.multi_query or test_cfg.get("multi_query")
+    device = resolve_device(cfg["train"]["device"])
+
+    extra: Dict[str, Any] = dict(test_cfg.get("dataset_kwargs") or {})
+    if options.distractors:
+        extra["distractors"] = options.distractors
+    if multi_query:
+        extra["multi_query"] = True
+    dataset = build_dataset_from_config(cfg, **extra)
+    model = load_trained_model(cfg, checkpoint, device)
+    if options.high_order:
+        if not hasattr(model, "test_high_order"):
+            raise ValueError("--high-order needs a model with a HORDE branch (model.horde in the config)")
+        model.test_high_order = True
+
+    from ..data.loader import build_test_loader
+
+    bs = cfg["data"]["test_batch_size"]
+    tcfg = cfg["transforms"]
+    q_loader = build_test_loader(dataset.query, tcfg, batch_size=bs, num_workers=cfg["data"]["num_workers"])
+    g_loader = build_test_loader(dataset.gallery, tcfg, batch_size=bs, num_workers=cfg["data"]["num_workers"])
+    query = feature_set(model, dataset.query, q_loader, device, flip=options.flip, desc="query")
+    gallery = feature_set(model, dataset.gallery, g_loader, device, flip=options.flip, desc="gallery")
+
+    query_features = None
+    if multi_query:
+        query_features = _multi_query_features(model, dataset, query, tcfg, bs, device, multi_query, options.flip)
+    result = evaluate_features(query, gallery, test_cfg, has_cameras=dataset.has_cameras,
+                               query_features=query_features)
+    out_dir = Path(options.output_dir or Path(checkpoint).parent / "test")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.save_json(out_dir / "results.json")
+    if options.visualize:
+        write_ranklists(query, gallery, out_dir / "ranklists", options.visualize, seed=cfg["seed"])
+    return result, out_dir
+
+
+def _multi_query_features(model, dataset, query: FeatureSet, tcfg, bs, device, mode: str, flip: bool):
+    groups = getattr(dataset, "query_groups", None)
+    if not groups:
+        raise ValueError(f"--multi-query: dataset '{type(dataset).__name__}' provides no multi-query groups "
+                         "(Market-1501 needs its gt_bbox folder)")
+    from ..data.datasets.base import Sample
+    from ..data.loader import build_test_loader
+
+    paths: List[str] = []
+    index: Dict[str, int] = {}
+    rows: List[List[int]] = []
+    for qi, group in enumerate(groups):
+        group = list(group) or [query.paths[qi]]
+        row = []
+        for p in group:
+            if p not in index:
+                index[p] = len(paths)
+                paths.append(p)
+            row.append(index[p])
+        rows.append(row)
+    samples = [Sample(path=p, pid=0, camid=0, extras={}) for p in paths]
+    loader = build_test_loader(samples, tcfg, batch_size=bs, num_workers=0)
+    feats = feature_set(model, samples, loader, device, flip=flip, desc="multi-query").features
+    return pool_groups(feats, rows, mode)
+
+
+def write_ranklists(query: FeatureSet, gallery: FeatureSet, folder: Path, count: int, seed: int = 0,
+                    topk: int = 10) -> List[Path]:
+    """Rank-list PNGs for `count` queries (junk and same-camera true matches removed as in evaluation)."""
+    from ..visualize import draw_ranklist, save_image
+
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(query.paths), size=min(count, len(query.paths)), replace=False)
+    written = []
+    for q in sorted(picks.tolist()):
+        keep = ~((gallery.pids == query.pids[q]) & (gallery.camids == query.camids[q])) & (gallery.pids != -1)
+        idx = np.flatnonzero(keep)
+        order, dist = ranked_gallery(query.features[q], gallery.features[idx], topk)
+        chosen = idx[order]
+        image = draw_ranklist(query.paths[q], [gallery.paths[i] for i in chosen], dist,
+                              matches=[bool(gallery.pids[i] == query.pids[q]) for i in chosen],
+                              labels=[f"id {gallery.pids[i]} c{gallery.camids[i]}" for i in chosen],
+                              query_label=f"id {query.pids[q]} c{query.camids[q]}")
+        written.append(save_image(image, folder / f"query_{q:05d}.png"))
+    return written
