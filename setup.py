@@ -30,13 +30,14 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout"],
-        "onnx": ["onnx", "onnxruntime"],
+        "onnx": ["onnx", "onnxruntime", "onnxscript"],
         "bench": ["scikit-learn", "psutil"],
     },
     entry_points={
         "console_scripts": [
             "reid-train=reid.cli:train_main",
             "reid-test=reid.cli:test_main",
+            "reid-demo=reid.cli:demo_main",
         ]
     },
 )

@@ -1,0 +1,118 @@
+"""Using a trained model: batched feature extraction and gallery search.
+
+    extractor = reid.FeatureExtractor("runs/synthetic_quick/best.pth")
+    gallery = extractor.extract(paths)                  # (N, D) L2-normalised float32
+    idx, dist = reid.search(extractor.extract([query_path]), gallery, topk=10)
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+ImageInput = Union[str, Path, np.ndarray]
+
+
+class FeatureExtractor:
+    """Loads a model from a checkpoint (its embedded config) or a config, and embeds images.
+
+    Images are file paths or RGB uint8 arrays (H, W, 3); they go through the config's test pipeline (resize +
+    normalise). `flip=True` averages each embedding with that of the mirrored image.
+    """
+
+    def __init__(self, checkpoint: Optional[Union[str, Path]] = None,
+                 config: Optional[Union[str, Path, Mapping[str, Any]]] = None, device: str = "auto",
+                 batch_size: int = 64, flip: bool = False) -> None:
+        from .config import load_config
+        from .data.transforms import build_transforms
+        from .engine.builders import build_model_from_config, resolve_device
+        from .engine.checkpoint import load_checkpoint, load_model_state
+
+        if checkpoint is None and config is None:
+            raise ValueError("FeatureExtractor needs a checkpoint, a config, or both")
+        state = load_checkpoint(checkpoint) if checkpoint is not None else None
+        if config is None:
+            cfg = load_config()  # schema defaults, then the run's own resolved config
+            from .config import merge
+
+            cfg = merge(cfg, state.get("config") or {}, f"config stored in {checkpoint}")
+        elif isinstance(config, Mapping):
+            cfg = dict(config)
+        else:
+            cfg = load_config(config)
+        self.config = cfg
+        self.device = resolve_device(device)
+        num_classes = state.get("num_classes") if state is not None else None
+        self.model = build_model_from_config(cfg, num_classes)
+        if state is not None:
+            load_model_state(self.model, state["model"], str(checkpoint))
+        self.model.to(self.device).eval()
+        self.transform = build_transforms(cfg["transforms"], train=False)
+        self.batch_size = int(batch_size)
+        self.flip = flip
+        self.checkpoint = str(checkpoint) if checkpoint is not None else None
+
+    def _prepare(self, image: ImageInput) -> torch.Tensor:
+        from .data.loader import read_image
+
+        array = read_image(str(image)) if not isinstance(image, np.ndarray) else image
+        if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got shape {array.shape} dtype {array.dtype}")
+        return self.transform(image=array)["image"]
+
+    @torch.no_grad()
+    def extract(self, images: Sequence[ImageInput], progress: bool = False) -> torch.Tensor:
+        """Embed images in batches; returns (N, D) L2-normalised float32 features on the CPU."""
+        from tqdm import tqdm
+
+        if len(images) == 0:
+            raise ValueError("extract: no images given")
+        chunks = []
+        starts = range(0, len(images), self.batch_size)
+        for start in tqdm(starts, desc="extracting", disable=not progress, leave=False):
+            batch = torch.stack([self._prepare(im) for im in images[start:start + self.batch_size]]).to(self.device)
+            out = self._embed(batch)
+            if self.flip:
+                out = out + self._embed(torch.flip(batch, dims=[3]))
+            chunks.append(torch.nn.functional.normalize(out.float(), dim=1).cpu())
+        return torch.cat(chunks)
+
+    def _embed(self, batch: torch.Tensor) -> torch.Tensor:
+        out = self.model(batch)
+        return out["normalized"] if isinstance(out, Mapping) else out
+
+
+def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: int = 10, rerank: bool = False,
+           k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> Tuple[np.ndarray, np.ndarray]:
+    """Rank the gallery for each query: (indices (Q, k), distances (Q, k)), nearest first, ties by gallery order.
+
+    Distances are squared Euclidean, or the k-reciprocal re-ranked distance (Zhong et al. 2017) with `rerank`.
+    """
+    q = torch.as_tensor(query_features, dtype=torch.float32)
+    g = torch.as_tensor(gallery_features, dtype=torch.float32)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"search: query features {tuple(q.shape)} and gallery features {tuple(g.shape)} must be "
+                         "2-D with the same feature dimension")
+    if len(g) == 0 or len(q) == 0:
+        raise ValueError(f"search: empty query ({len(q)}) or gallery ({len(g)})")
+    topk = min(int(topk), len(g))
+    if rerank:
+        from .evaluation.rerank import k_reciprocal_rerank
+
+        k1_eff = min(k1, len(q) + len(g) - 1)
+        if k1_eff != k1:
+            warnings.warn(f"re-ranking: k1 lowered from {k1} to {k1_eff} for {len(q) + len(g)} images")
+        dist = np.asarray(k_reciprocal_rerank(q, g, k1=k1_eff, k2=min(k2, k1_eff), lambda_value=lambda_value))
+    else:
+        dist = (q.pow(2).sum(1, keepdim=True) + g.pow(2).sum(1)[None] - 2 * q @ g.T).clamp_min(0).numpy()
+    order = np.argsort(dist, axis=1, kind="stable")[:, :topk]
+    return order, np.take_along_axis(dist, order, axis=1)
+
+
+def list_images(folder: Union[str, Path]) -> List[Path]:
+    """Every image file under `folder`, recursively, in a stable order."""
+    exts = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in exts)
