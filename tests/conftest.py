@@ -18,3 +18,11 @@ def _deterministic_torch():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_market(tmp_path_factory):
+    """A small generated dataset in the Market-1501 layout, shared by the engine/tool tests."""
+    from engine_helpers import make_tiny_market
+
+    return make_tiny_market(tmp_path_factory.mktemp("tiny_market"))

@@ -40,12 +40,12 @@ def build_model_from_config(cfg: Mapping[str, Any], num_classes: Optional[int]) 
     return build_model(model_cfg)
 
 
-def _accepts(cls: Any, name: str) -> bool:
+def _takes_num_classes(cls: Any) -> bool:
+    """Whether a loss's constructor names `num_classes` explicitly (e.g. per-class alpha_c, classifiers)."""
     try:
-        params = inspect.signature(cls.__init__).parameters
+        return "num_classes" in inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):
         return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def build_losses_from_config(cfg: Mapping[str, Any], num_classes: int, model: Optional[torch.nn.Module] = None):
@@ -58,7 +58,7 @@ def build_losses_from_config(cfg: Mapping[str, Any], num_classes: int, model: Op
         if "name" not in term:
             raise ValueError(f"loss.terms entry {term!r} has no 'name'")
         cls = LOSSES.get(term["name"])
-        if "num_classes" not in term and _accepts(cls, "num_classes") and "num_classes" in inspect.signature(cls.__init__).parameters:
+        if "num_classes" not in term and _takes_num_classes(cls):
             term["num_classes"] = num_classes
         terms.append(term)
     return CombinedLoss(terms)

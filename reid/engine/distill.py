@@ -30,7 +30,8 @@ class Teacher(torch.nn.Module):
                 f"teacher checkpoint {checkpoint_path} holds a '{saved_model.get('backbone')}' model but the teacher "
                 f"config {config_path} builds '{expected}'"
             )
-        saved_classes = saved_model.get("num_classes")
+        # The teacher was trained on its own label set: size its classifier from the checkpoint.
+        saved_classes = state.get("num_classes")
         self.model = build_model_from_config(cfg, saved_classes if saved_classes is not None else num_classes)
         load_model_state(self.model, state["model"], str(checkpoint_path))
         self.model.to(device)

@@ -1,6 +1,7 @@
 """torch.distributed helpers: set-up from torchrun's environment, rank queries, gradient averaging."""
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Iterable
 
@@ -60,3 +61,19 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def parameters_agree(model: torch.nn.Module) -> bool:
+    """Whether every rank holds bitwise the same parameters (a DDP sanity check after training).
+
+    Only parameters: BN running statistics legitimately differ, each rank having seen its own batches last.
+    """
+    if not is_distributed():
+        return True
+    digest = hashlib.sha256()
+    for p in model.parameters():
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    mine = torch.tensor(list(digest.digest()), dtype=torch.int64)
+    gathered = [torch.zeros_like(mine) for _ in range(world_size())]
+    dist.all_gather(gathered, mine)
+    return all(torch.equal(g, gathered[0]) for g in gathered)

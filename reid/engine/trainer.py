@@ -268,6 +268,11 @@ class Trainer:
                 result = self._evaluate_and_track(epoch + 1)
             distributed.barrier()
         self.monitor.log(f"training done in {time.time() - start:.1f} s")
+        if distributed.is_distributed():
+            agree = distributed.parameters_agree(self.model)
+            self.monitor.log(f"weights identical on all {self.world} ranks: {agree}")
+            if not agree:
+                raise RuntimeError("DDP ranks finished with different weights; this is a bug, please report it")
         if distributed.is_main_process() and cfg["train"]["projector_samples"]:
             self._write_projector()
         self.monitor.flush()

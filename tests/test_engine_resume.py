@@ -1,0 +1,86 @@
+"""Exact resume after an interruption, NaN stops, and the resume / checkpoint error paths."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine_helpers import state_equal, tiny_config
+from reid.engine.checkpoint import CheckpointError
+from reid.engine.trainer import Trainer, TrainingDiverged, TrainingInterrupted
+
+TERMS = [{"name": "softmax"}, {"name": "triplet"}]
+MODEL = {"classifier": "linear"}
+TRAIN = {"epochs": 2, "iters_per_epoch": 3, "eval_every": 0, "projector_samples": 0}
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "checkpoint.pth", weights_only=True)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_kill_and_resume_is_bitwise_identical(workers, tiny_market, tmp_path):
+    data = {"num_workers": workers}
+    full = Trainer(tiny_config(tmp_path / "full", tiny_market, TERMS, MODEL, train=TRAIN, data=data), progress=False)
+    full.fit()
+    full.close()
+
+    cfg = tiny_config(tmp_path / "cut", tiny_market, TERMS, MODEL, train=TRAIN, data=data)
+    # Interrupt in the middle of the second epoch (step 5 of 6), as Ctrl-C would.
+    first = Trainer(cfg, progress=False, interrupt_at_step=5)
+    with pytest.raises(TrainingInterrupted, match="checkpoint saved"):
+        first.fit()
+    first.close()
+    saved = _weights(tmp_path / "cut")
+    assert (saved["epoch"], saved["batch"]) == (1, 2)
+
+    second = Trainer(cfg, resume=True, progress=False)
+    second.fit()
+    second.close()
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert state_equal(a["model"], b["model"])
+    assert state_equal(a["losses"], b["losses"])
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for key in a["optimizer"]["state"]:
+        assert state_equal(a["optimizer"]["state"][key], b["optimizer"]["state"][key])
+
+
+def test_resume_refuses_a_changed_config(tiny_market, tmp_path):
+    cfg = tiny_config(tmp_path / "run", tiny_market, TERMS, MODEL, train=TRAIN)
+    trainer = Trainer(cfg, progress=False, interrupt_at_step=1)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    changed = tiny_config(tmp_path / "run", tiny_market, TERMS, {"classifier": "linear", "embedding_dim": 64},
+                          train=TRAIN)
+    with pytest.raises(CheckpointError, match="embedding_dim"):
+        Trainer(changed, resume=True, progress=False)
+
+
+def test_resume_without_checkpoint_names_the_file(tiny_market, tmp_path):
+    cfg = tiny_config(tmp_path / "empty", tiny_market, TERMS, MODEL, train=TRAIN)
+    with pytest.raises(CheckpointError, match="checkpoint.pth"):
+        Trainer(cfg, resume=True, progress=False)
+
+
+def test_nan_loss_stops_naming_term_and_step(tiny_market, tmp_path):
+    cfg = tiny_config(tmp_path / "run", tiny_market, TERMS, MODEL,
+                      train={"epochs": 2, "iters_per_epoch": 3, "eval_every": 0, "projector_samples": 0})
+    trainer = Trainer(cfg, progress=False)
+    real_forward = trainer.losses.forward
+    calls = {"n": 0}
+
+    def poisoned(outputs, labels, teacher=None):
+        total, terms = real_forward(outputs, labels, teacher)
+        calls["n"] += 1
+        if calls["n"] == 5:  # second epoch, second batch: an epoch-1 checkpoint exists by then
+            terms = dict(terms, triplet=torch.tensor(float("nan")))
+            total = total + terms["triplet"]
+        return total, terms
+
+    trainer.losses.forward = poisoned
+    with pytest.raises(TrainingDiverged, match=r"'triplet'.*step 5"):
+        trainer.fit()
+    trainer.close()
+    # The last good checkpoint (end of epoch 1) is kept, with finite weights.
+    state = _weights(tmp_path / "run")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
