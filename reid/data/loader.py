@@ -1,0 +1,93 @@
+"""Reading images and batching them: `ImageDataset`, train (P x K) and test (ordered) loaders."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .sampler import PKSampler
+from .transforms import build_transforms
+
+
+class ImageReadError(OSError):
+    """An image file that is missing, empty or not decodable."""
+
+
+def read_image(path: str) -> np.ndarray:
+    """RGB uint8 (H, W, 3) image from a file; `ImageReadError` naming the path when it cannot be read."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageReadError(f"cannot read image {path} (missing, empty or not an image)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class ImageDataset(Dataset):
+    """Samples -> {"img", "pid", "camid", "index"} (+ "attributes" when samples carry them).
+
+    on_error="skip": an unreadable image is replaced by another image of the same identity (training keeps its
+    P x K structure) with a warning, and counted in `skipped`; when the identity has no other readable image the
+    error is raised. on_error="raise" raises at once.
+    """
+
+    def __init__(self, samples: Sequence[Any], transform=None, on_error: str = "raise") -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+        self.samples = list(samples)
+        self.transform = transform
+        self.on_error = on_error
+        self.skipped = 0
+        self._by_pid: Dict[int, list] = {}
+        for i, s in enumerate(self.samples):
+            self._by_pid.setdefault(s.pid, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> np.ndarray:
+        try:
+            return read_image(self.samples[index].path)
+        except ImageReadError as exc:
+            if self.on_error == "raise":
+                raise
+            self.skipped += 1
+            warnings.warn(f"skipping unreadable image ({self.skipped} so far): {exc}")
+            for other in self._by_pid.get(self.samples[index].pid, []):
+                if other != index:
+                    try:
+                        return read_image(self.samples[other].path)
+                    except ImageReadError:
+                        continue
+            raise
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        sample = self.samples[index]
+        img = self._load(index)
+        tensor = self.transform(image=img)["image"] if self.transform is not None else torch.from_numpy(img)
+        item = {"img": tensor, "pid": int(sample.pid), "camid": int(sample.camid), "index": index}
+        if "attributes" in sample.extras:
+            item["attributes"] = torch.as_tensor(sample.extras["attributes"], dtype=torch.float32)
+        return item
+
+
+def _worker_init(_: int) -> None:
+    cv2.setNumThreads(0)  # workers are the parallelism; OpenCV threads would oversubscribe the cores
+
+
+def build_train_loader(samples: Sequence[Any], transform_cfg: Optional[Mapping[str, Any]] = None, p: int = 16,
+                       k: int = 4, seed: int = 0, num_workers: int = 0, rank: Optional[int] = None,
+                       world_size: Optional[int] = None, on_error: str = "raise") -> DataLoader:
+    dataset = ImageDataset(samples, build_transforms(transform_cfg, train=True), on_error)
+    sampler = PKSampler([s.pid for s in samples], p, k, seed=seed, rank=rank, world_size=world_size)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, worker_init_fn=_worker_init,
+                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+
+
+def build_test_loader(samples: Sequence[Any], transform_cfg: Optional[Mapping[str, Any]] = None,
+                      batch_size: int = 128, num_workers: int = 0) -> DataLoader:
+    dataset = ImageDataset(samples, build_transforms(transform_cfg, train=False))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      worker_init_fn=_worker_init)
