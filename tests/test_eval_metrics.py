@@ -1,0 +1,204 @@
+"""CMC / AP / mINP against a naive per-query loop; streaming == dense; protocols; bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reid.evaluation import EvaluationResult, clustering_nmi, evaluate, nmi, recall_at_k
+
+
+def naive(dist, qp, gp, qc, gc, ap="mean", empty="skip", max_rank=20, qig=None):
+    """The classic per-query loop: stable argsort, remove junk and same id + camera, walk the ranking."""
+    cmc, aps, inps, skipped = np.zeros(max_rank), [], [], 0
+    for i in range(len(qp)):
+        order = np.argsort(dist[i], kind="stable")
+        keep = []
+        for j in order:
+            if gp[j] == -1:
+                continue
+            if qc is not None and gp[j] == qp[i] and gc[j] == qc[i]:
+                continue
+            if qig is not None and j == qig[i]:
+                continue
+            keep.append(j)
+        match = np.array([gp[j] == qp[i] for j in keep])
+        if not match.any():
+            skipped += 1
+            if empty == "zero":
+                aps.append(0.0)
+                inps.append(0.0)
+            continue
+        first = int(np.argmax(match))
+        hit = np.zeros(max_rank)
+        if first < max_rank:
+            hit[first:] = 1
+        cmc += hit
+        hits = np.flatnonzero(match)
+        n = len(hits)
+        total = 0.0
+        for k, r in enumerate(hits, 1):
+            if ap == "mean":
+                total += k / (r + 1)
+            else:
+                above = 1.0 if r == 0 else (k - 1) / r
+                total += (above + k / (r + 1)) / 2
+        aps.append(total / n)
+        inps.append(n / (hits[-1] + 1))
+    counted = len(aps)
+    return cmc / counted, float(np.mean(aps)), float(np.mean(inps)), skipped
+
+
+def random_case(seed, nq=25, ng=120, dim=6, cameras=True, ties=False):
+    rng = np.random.default_rng(seed)
+    qf = torch.from_numpy(rng.normal(size=(nq, dim)).astype(np.float32))
+    gf = torch.from_numpy(rng.normal(size=(ng, dim)).astype(np.float32))
+    if ties:  # exact duplicates make equal distances
+        gf[1::3] = gf[::3][: len(gf[1::3])]
+        gf = torch.round(gf)
+        qf = torch.round(qf)
+    qp = rng.integers(1, 8, nq)
+    gp = rng.integers(-1, 8, ng)  # includes junk (-1) and background (0)
+    qc = rng.integers(0, 3, nq) if cameras else None
+    gc = rng.integers(0, 3, ng) if cameras else None
+    return qf, gf, qp, gp, qc, gc
+
+
+def dense(qf, gf):
+    return ((qf[:, None] - gf[None]) ** 2).sum(-1).numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("ap", ["mean", "official"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_naive_loop(ap, seed):
+    qf, gf, qp, gp, qc, gc = random_case(seed)
+    d = evaluate(None, None, qp, gp, qc, gc, distmat=dense(qf, gf), ap=ap, max_rank=20)
+    cmc, m, inp, skipped = naive(dense(qf, gf), qp, gp, qc, gc, ap=ap)
+    np.testing.assert_allclose(d.cmc, cmc, atol=1e-12)
+    assert d.mAP == pytest.approx(m, abs=1e-9) and d.mINP == pytest.approx(inp, abs=1e-9)
+    assert d.num_skipped == skipped
+
+
+@pytest.mark.parametrize("chunks", [(7, 33), (4, 13), (1000, 100000)])
+def test_streaming_equals_dense(chunks):
+    qf, gf, qp, gp, qc, gc = random_case(3, nq=40, ng=301)
+    streamed = evaluate(qf, gf, qp, gp, qc, gc, chunk_size=chunks[0], gallery_chunk=chunks[1], max_rank=30)
+    dist = torch.cdist(qf.double(), gf.double()).pow(2).numpy()
+    cmc, m, inp, _ = naive(dist, qp, gp, qc, gc, max_rank=30)
+    np.testing.assert_allclose(streamed.cmc, cmc)
+    assert streamed.mAP == pytest.approx(m, abs=1e-6)
+
+
+def test_ties_are_broken_by_gallery_order():
+    qf, gf, qp, gp, qc, gc = random_case(4, ties=True)
+    d = dense(qf, gf)
+    assert len(np.unique(d[0])) < d.shape[1]  # the case really has ties
+    for kwargs in ({"distmat": d}, {"gallery_chunk": 17, "chunk_size": 5}):
+        args = (None, None) if "distmat" in kwargs else (qf, gf)
+        res = evaluate(*args, qp, gp, qc, gc, max_rank=20, **kwargs)
+        cmc, m, _, _ = naive(d, qp, gp, qc, gc)
+        np.testing.assert_allclose(res.cmc, cmc)
+        assert res.mAP == pytest.approx(m, abs=1e-9)
+
+
+def test_background_kept_junk_removed():
+    # query id 1 cam 0; gallery: junk nearest, background next, then the true match in camera 1.
+    dist = np.array([[0.1, 0.2, 0.3, 0.4]])
+    res = evaluate(None, None, [1], [-1, 0, 1, 1], [0], [1, 1, 1, 0], distmat=dist)
+    # junk removed; same-id same-camera (last) removed; background ranks first -> match at rank 2
+    assert res.rank(1) == 0.0 and res.rank(2) == 1.0 and res.mAP == pytest.approx(0.5)
+
+
+def test_no_camera_dataset_removes_only_the_query_itself():
+    qf, gf, qp, gp, _, _ = random_case(5, cameras=False)
+    qig = np.full(len(qp), -1)
+    gf = gf.clone()
+    for i in range(0, len(qp), 2):  # half the queries also sit in the gallery
+        gf[i] = qf[i]
+        gp[i] = qp[i]
+        qig[i] = i
+    res = evaluate(qf, gf, qp, gp, query_in_gallery=qig, max_rank=20)
+    cmc, m, _, _ = naive(dense(qf, gf), qp, gp, None, None, qig=qig)
+    np.testing.assert_allclose(res.cmc, cmc, atol=1e-12)
+    assert res.mAP == pytest.approx(m, abs=1e-6)
+
+
+def test_empty_queries_skipped_or_counted():
+    dist = np.array([[0.1, 0.2], [0.3, 0.1]])
+    skip = evaluate(None, None, [1, 9], [1, 2], [0, 0], [1, 1], distmat=dist)
+    zero = evaluate(None, None, [1, 9], [1, 2], [0, 0], [1, 1], distmat=dist, empty="zero")
+    assert skip.num_queries == 1 and skip.num_skipped == 1 and skip.mAP == 1.0
+    assert zero.num_queries == 2 and zero.mAP == 0.5 and zero.rank(1) == 0.5
+
+
+def test_single_shot_is_seeded_and_matches_manual_trials():
+    qf, gf, qp, gp, qc, gc = random_case(6, ng=80)
+    gp = np.abs(gp) + 1
+    a = evaluate(qf, gf, qp, gp, qc, gc, protocol="single-shot", trials=5, seed=3, max_rank=10)
+    b = evaluate(qf, gf, qp, gp, qc, gc, protocol="single-shot", trials=5, seed=3, max_rank=10)
+    c = evaluate(qf, gf, qp, gp, qc, gc, protocol="single-shot", trials=5, seed=4, max_rank=10)
+    assert a.mAP == b.mAP and np.array_equal(a.cmc, b.cmc) and a.mAP != c.mAP
+    d = dense(qf, gf)
+    maps = []
+    for t in range(5):
+        rng = np.random.default_rng([3, t])
+        keep = np.sort([rng.choice(np.flatnonzero(gp == pid)) for pid in np.unique(gp)])
+        maps.append(naive(d[:, keep], qp, gp[keep], qc, gc[keep], max_rank=10)[1])
+    assert a.mAP == pytest.approx(np.mean(maps), abs=1e-9)
+
+
+def test_float16_features_give_the_float32_result():
+    qf, gf, qp, gp, qc, gc = random_case(7)
+    half = evaluate(qf.half(), gf.half(), qp, gp, qc, gc)
+    ref = evaluate(qf.half().float(), gf.half().float(), qp, gp, qc, gc)
+    assert half.mAP == ref.mAP
+
+
+def test_recall_at_k_and_nmi_against_naive():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(40, 4)).astype(np.float32))
+    y = rng.integers(0, 5, 40)
+    got = recall_at_k(x, y, ks=(1, 4))
+    d = torch.cdist(x, x).numpy()
+    np.fill_diagonal(d, np.inf)
+    for k in (1, 4):
+        nn = np.argsort(d, axis=1)[:, :k]
+        assert got[k] == pytest.approx(np.mean([(y[nn[i]] == y[i]).any() for i in range(40)]))
+    assert nmi([0, 0, 1, 1], [5, 5, 7, 7]) == pytest.approx(1.0)
+    assert nmi([0, 1, 0, 1], [0, 0, 1, 1]) == pytest.approx(0.0, abs=1e-12)
+    centers = torch.tensor([[0.0, 0], [10, 10], [-10, 10]])
+    pts = torch.cat([c + 0.1 * torch.randn(10, 2) for c in centers])
+    assert clustering_nmi(pts, np.repeat([0, 1, 2], 10)) == pytest.approx(1.0)
+
+
+def test_result_table_and_json(tmp_path):
+    res = EvaluationResult(cmc=np.linspace(0.5, 1, 50), mAP=0.4, mINP=0.1, num_queries=3, num_skipped=1)
+    assert "Rank-1" in res.table() and "40.00%" in res.table()
+    import json
+
+    data = json.loads(res.save_json(tmp_path / "r.json").read_text())
+    assert data["mAP"] == 0.4 and data["num_skipped"] == 1 and len(data["cmc"]) == 50
+
+
+@pytest.mark.parametrize("case,match", [
+    ("length", "q_pids has 3 entries but there are 4"),
+    ("nan", "NaN or inf"),
+    ("empty", "empty"),
+    ("dims", "4-d but gallery features are 5-d"),
+    ("nomatch", "no query has a valid gallery match"),
+])
+def test_bad_input(case, match):
+    qf, gf = torch.randn(4, 4), torch.randn(6, 4)
+    qp, gp, qc, gc = [1, 2, 3, 4], [1, 2, 3, 4, 5, 6], [0] * 4, [1] * 6
+    if case == "length":
+        qp = qp[:3]
+    elif case == "nan":
+        qf[0, 0] = float("nan")
+    elif case == "empty":
+        gf, gp, gc = torch.zeros(0, 4), [], []
+    elif case == "dims":
+        gf = torch.randn(6, 5)
+    elif case == "nomatch":
+        qp = [9, 9, 9, 9]
+    with pytest.raises(ValueError, match=match):
+        evaluate(qf, gf, qp, gp, qc, gc)
