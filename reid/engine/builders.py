@@ -40,26 +40,31 @@ def build_model_from_config(cfg: Mapping[str, Any], num_classes: Optional[int]) 
     return build_model(model_cfg)
 
 
-def _takes_num_classes(cls: Any) -> bool:
-    """Whether a loss's constructor names `num_classes` explicitly (e.g. per-class alpha_c, classifiers)."""
+def _constructor_params(cls: Any) -> set:
     try:
-        return "num_classes" in inspect.signature(cls.__init__).parameters
+        return set(inspect.signature(cls.__init__).parameters)
     except (TypeError, ValueError):
-        return False
+        return set()
 
 
-def build_losses_from_config(cfg: Mapping[str, Any], num_classes: int, model: Optional[torch.nn.Module] = None):
-    """`CombinedLoss` from `loss.terms`; terms that take `num_classes` get the training class count."""
+def build_losses_from_config(cfg: Mapping[str, Any], num_classes: int, model: Optional[torch.nn.Module] = None,
+                             teacher: Optional[torch.nn.Module] = None):
+    """`CombinedLoss` from `loss.terms`; sizes a term needs (class count, student / teacher embedding dims for a
+    FitNet regressor) are filled in from the run when the term does not give them."""
     from ..losses import LOSSES, CombinedLoss
 
+    known = {"num_classes": num_classes,
+             "student_dim": getattr(model, "embedding_dim", None),
+             "teacher_dim": getattr(getattr(teacher, "model", teacher), "embedding_dim", None)}
     terms: List[Dict[str, Any]] = []
-    for term in cfg["loss"]["terms"]:
+    for i, term in enumerate(cfg["loss"]["terms"]):
         term = dict(term)
         if "name" not in term:
-            raise ValueError(f"loss.terms entry {term!r} has no 'name'")
-        cls = LOSSES.get(term["name"])
-        if "num_classes" not in term and _takes_num_classes(cls):
-            term["num_classes"] = num_classes
+            raise ValueError(f"loss.terms[{i}] {term!r} has no 'name'")
+        params = _constructor_params(LOSSES.get(term["name"]))
+        for key, value in known.items():
+            if key in params and key not in term and value is not None:
+                term[key] = value
         terms.append(term)
     return CombinedLoss(terms)
 

@@ -144,8 +144,8 @@ class Trainer:
         self.model = build_model_from_config(cfg, self.num_classes).to(self.device)
         if cfg["train"]["channels_last"] and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.losses = build_losses_from_config(cfg, self.num_classes, self.model).to(self.device)
         self.teacher = self._build_teacher()
+        self.losses = build_losses_from_config(cfg, self.num_classes, self.model, self.teacher).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg["optim"], self.losses.loss_parameters())
         self.scheduler = build_scheduler(self.optimizer, cfg["schedule"], cfg["train"]["epochs"])
         self.amp = bool(cfg["train"]["amp"]) and self.device.type == "cuda"
@@ -318,7 +318,7 @@ class Trainer:
         teacher_out = self.teacher(images) if self.teacher is not None else None
         with torch.autocast(device_type=self.device.type, enabled=self.amp):
             outputs = self.net(images, labels)
-            total, terms = self.losses(outputs, labels, teacher_out)
+            total, terms = self.losses(outputs, labels, teacher_out, batch)
         values = {name: float(v) for name, v in terms.items()}
         if not torch.isfinite(total):
             bad = [n for n, v in values.items() if not math.isfinite(v)] or ["total"]

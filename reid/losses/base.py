@@ -1,0 +1,39 @@
+"""The one calling convention every loss follows."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+
+class ReIDLoss(nn.Module):
+    """`loss(inputs, labels, teacher=None) -> scalar`.
+
+    `inputs` is the model output named by `default_input` (a `CombinedLoss` term may choose another with
+    `input:`), `labels` the batch identities (or attribute vectors), `teacher` the teacher model's output named by
+    `default_teacher_input` for distillation losses (`requires_teacher = True`).
+    """
+
+    default_input: str = "normalized"
+    default_teacher_input: Optional[str] = None
+    requires_teacher: bool = False
+
+    def forward(self, inputs: Any, labels: torch.Tensor, teacher: Any = None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+def pairwise_sq_dist(x: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances within a batch (exact zeros on the diagonal)."""
+    sq = x.pow(2).sum(1)
+    d2 = (sq[:, None] + sq[None] - 2 * x @ x.T).clamp_min(0)
+    return d2 * (1 - torch.eye(len(x), device=x.device, dtype=d2.dtype))
+
+
+def pairwise_dist(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Euclidean distances, sqrt(clamp(d2, eps)) so gradients stay finite for duplicates."""
+    return pairwise_sq_dist(x).clamp_min(eps).sqrt()
+
+
+def same_label(labels: torch.Tensor) -> torch.Tensor:
+    return labels[:, None] == labels[None]

@@ -1,0 +1,86 @@
+"""`CombinedLoss`: a weighted sum of registered losses, each reading its own entry of the model output."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .registry import LOSSES
+
+TERM_KEYS = {"name", "weight", "input", "teacher_input", "target"}
+
+
+class CombinedLoss(nn.Module):
+    """terms: [{name, weight=1, input?, teacher_input?, target="labels"|<batch key>, **loss params}]."""
+
+    def __init__(self, terms: List[Mapping[str, Any]]) -> None:
+        super().__init__()
+        if not terms:
+            raise ValueError("loss.terms is empty: give at least one loss")
+        self.losses = nn.ModuleDict()
+        self.specs: List[Dict[str, Any]] = []
+        for i, term in enumerate(terms):
+            term = dict(term)
+            if "name" not in term:
+                raise ValueError(f"loss.terms[{i}] has no 'name'")
+            cls = LOSSES.get(term["name"])
+            params = {k: v for k, v in term.items() if k not in TERM_KEYS}
+            accepted = inspect.signature(cls.__init__).parameters
+            if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+                bad = sorted(set(params) - set(accepted))
+                if bad:
+                    valid = sorted(k for k in accepted if k != "self")
+                    raise ValueError(f"loss.terms[{i}] ({term['name']}): unknown parameter(s) {', '.join(bad)}; "
+                                     f"valid: {', '.join(valid) or 'none'}")
+            loss = cls(**params)
+            display = term["name"]
+            n = 1
+            while display in self.losses:
+                display = f"{term['name']}_{n}"
+                n += 1
+            self.losses[display] = loss
+            self.specs.append({"display": display, "weight": float(term.get("weight", 1.0)),
+                               "input": term.get("input", loss.default_input),
+                               "teacher_input": term.get("teacher_input", loss.default_teacher_input),
+                               "target": term.get("target", "labels"),
+                               "requires_teacher": loss.requires_teacher})
+
+    @property
+    def requires_teacher(self) -> bool:
+        return any(s["requires_teacher"] for s in self.specs)
+
+    def loss_parameters(self) -> List[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def forward(self, outputs: Mapping[str, Any], labels: torch.Tensor,
+                teacher_outputs: Optional[Mapping[str, Any]] = None,
+                batch: Optional[Mapping[str, Any]] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        total: Optional[torch.Tensor] = None
+        values: Dict[str, torch.Tensor] = {}
+        for spec in self.specs:
+            name = spec["display"]
+            if spec["input"] not in outputs:
+                raise KeyError(f"loss '{name}' reads model output '{spec['input']}', which the model does not produce "
+                               f"(available: {', '.join(outputs)})")
+            teacher = None
+            if spec["requires_teacher"]:
+                if teacher_outputs is None:
+                    raise ValueError(f"loss '{name}' needs a teacher: set distill.teacher_config and "
+                                     "distill.teacher_checkpoint")
+                if spec["teacher_input"] not in teacher_outputs:
+                    raise KeyError(f"loss '{name}' reads teacher output '{spec['teacher_input']}' (available: "
+                                   f"{', '.join(teacher_outputs)})")
+                teacher = teacher_outputs[spec["teacher_input"]]
+            target = labels
+            if spec["target"] != "labels":
+                if batch is None or spec["target"] not in batch:
+                    raise KeyError(f"loss '{name}' targets '{spec['target']}', which the batch does not carry "
+                                   "(e.g. attributes need data.kwargs.attributes: true)")
+                target = batch[spec["target"]].to(labels.device)
+            value = self.losses[name](outputs[spec["input"]], target, teacher)
+            values[name] = value.detach()
+            weighted = spec["weight"] * value
+            total = weighted if total is None else total + weighted
+        return total, values

@@ -1,0 +1,99 @@
+"""DarkRank (Chen, Wang, Zhang, AAAI 2018 / arXiv 2017: "DarkRank: Accelerating Deep Metric Learning via Cross
+Sample Similarities Transfer").
+
+For an anchor q, each candidate x (the other samples of the batch) gets a score S = -alpha ||q - x||^beta (eq. 2),
+computed as -alpha * clamp(d2)^(beta / 2) so there is no sqrt at d = 0; alpha = 3, beta = 3 in the paper. Student
+and teacher rank the same candidates, each in its own embedding space. With the Plackett-Luce probability of a
+permutation, log P(pi | S) = sum_i [S_pi(i) - logsumexp_{j >= i} S_pi(j)] (eq. 3, in log space: the released
+code's product form underflows when |S| reaches ~200):
+- soft (eq. 5): KL(P_teacher || P_student) over all permutations of the list (exact enumeration: L <= 8);
+- mc: the same KL estimated by sampling permutations from the teacher (Gumbel-perturbed teacher scores, sorted)
+  and averaging log P_t - log P_s (unbiased; gradient only through P_s);
+- hard (eq. 5): ListMLE, -log P_student of the teacher's ranking.
+Every sample is an anchor and the losses are averaged (the paper uses one query per batch; the released code half
+the batch: `anchors="half"`). `list_length` keeps the teacher's L nearest candidates as in the released code
+(L = 4). `variant="code"`: the released code's score, L2-normalised features scaled by sqrt(s) and
+S = -(s ||q - x||^2)^p, s = 3.5, p = 2 (i.e. alpha = s^p, beta = 2p on normalised features).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Optional
+
+import torch
+from torch.nn import functional as F
+
+from .base import ReIDLoss, pairwise_sq_dist
+from .registry import LOSSES
+
+MAX_EXACT = 8
+
+
+def plackett_luce_log_prob(scores: torch.Tensor) -> torch.Tensor:
+    """log P(ordering) of scores already arranged in ranking order along the last dim."""
+    tail = torch.logcumsumexp(scores.flip(-1), dim=-1).flip(-1)
+    return (scores - tail).sum(-1)
+
+
+def _scores(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    return -alpha * pairwise_sq_dist(x.float()).clamp_min(1e-12).pow(beta / 2)
+
+
+def darkrank_loss(student: torch.Tensor, teacher: torch.Tensor, mode: str = "soft", alpha: float = 3.0,
+                  beta: float = 3.0, list_length: Optional[int] = None, anchors: str = "all",
+                  num_samples: int = 64, generator: Optional[torch.Generator] = None,
+                  variant: str = "paper") -> torch.Tensor:
+    if student.shape[0] != teacher.shape[0]:
+        raise ValueError(f"darkrank: student batch {student.shape[0]} != teacher batch {teacher.shape[0]}")
+    if mode not in ("soft", "hard", "mc") or anchors not in ("all", "half", "one") or variant not in ("paper", "code"):
+        raise ValueError(f"darkrank: bad option mode={mode!r}, anchors={anchors!r}, variant={variant!r}")
+    if variant == "code":
+        student, teacher = F.normalize(student.float(), dim=1), F.normalize(teacher.float(), dim=1)
+        alpha, beta = 3.5 ** 2, 4.0
+    n = student.shape[0]
+    s_all, t_all = _scores(student, alpha, beta), _scores(teacher.detach(), alpha, beta)
+    count = {"all": n, "half": max(1, n // 2), "one": 1}[anchors]
+    rows = torch.arange(count, device=student.device)
+    eye = torch.eye(n, dtype=torch.bool, device=student.device)[:count]
+    # candidates of each anchor, in the teacher's order (highest score = nearest first)
+    t_masked = t_all[:count].masked_fill(eye, float("-inf"))
+    order = t_masked.argsort(dim=1, descending=True, stable=True)[:, : n - 1]
+    length = n - 1 if list_length is None else min(int(list_length), n - 1)
+    order = order[:, :length]
+    s = s_all[rows[:, None], order]
+    t = t_all[rows[:, None], order]
+    if mode == "hard":
+        return -plackett_luce_log_prob(s).mean()
+    if mode == "soft":
+        if length > MAX_EXACT:
+            raise ValueError(f"darkrank soft: exact enumeration of {length}! permutations is intractable; set "
+                             f"list_length <= {MAX_EXACT} or use mode 'mc'")
+        perms = torch.tensor(list(itertools.permutations(range(length))), device=s.device)
+        log_ps = plackett_luce_log_prob(s[:, perms])
+        log_pt = plackett_luce_log_prob(t[:, perms])
+        return (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
+    gumbel = -torch.log(-torch.log(torch.rand((count, num_samples, length), generator=generator,
+                                              device="cpu").clamp(1e-12, 1 - 1e-12))).to(s.device)
+    sampled = (t[:, None, :] + gumbel).argsort(dim=-1, descending=True)
+    log_ps = plackett_luce_log_prob(torch.gather(s[:, None].expand(-1, num_samples, -1), 2, sampled))
+    log_pt = plackett_luce_log_prob(torch.gather(t[:, None].expand(-1, num_samples, -1), 2, sampled))
+    return (log_pt - log_ps).mean()
+
+
+@LOSSES.register("darkrank")
+class DarkRankLoss(ReIDLoss):
+    default_teacher_input = "normalized"
+    requires_teacher = True
+
+    def __init__(self, mode: str = "soft", alpha: float = 3.0, beta: float = 3.0, list_length: Optional[int] = 4,
+                 anchors: str = "all", num_samples: int = 64, variant: str = "paper") -> None:
+        super().__init__()
+        if mode == "soft" and (list_length is None or list_length > MAX_EXACT):
+            raise ValueError(f"darkrank soft: list_length must be <= {MAX_EXACT} for exact enumeration "
+                             f"(got {list_length}); use mode 'mc' for long lists")
+        self.params = dict(mode=mode, alpha=alpha, beta=beta, list_length=list_length, anchors=anchors,
+                           num_samples=num_samples, variant=variant)
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor = None) -> torch.Tensor:
+        return darkrank_loss(inputs, teacher, **self.params)

@@ -1,0 +1,80 @@
+"""Density adaptivity regularizer (Li et al., IEEE TMM 2019: "Density Adaptive Metric Learning" / "Deep metric
+learning with density adaptivity"). No public code exists.
+
+Per class c present in the batch with at least two images, D_c = mean_i ||f_i - mu_c||^2 (eq. 5, differentiable
+through the class mean). With a learnable target density alpha_c per training class (initialised to 0.5) and the
+original density D0_c measured once on pre-embedding features:
+    L_DA = (1/C) sum_c (D_c - alpha_c)^2 - (1/C) sum_c alpha_c
+           + (1/C^2) sum_{i,j} (D0_j^eta alpha_i - D0_i^eta alpha_j)^2          (eq. 8)
+over the C classes of the batch. The module adds lam * L_DA (lambda = 10) to a base metric loss (contrastive,
+triplet or N-pair). Our choice, stated in the paper's spirit: D0 is divided by its mean over classes so that eta
+acts on relative densities.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import nn
+
+from .base import ReIDLoss
+from .registry import LOSSES
+
+
+def class_densities(embeddings: torch.Tensor, labels: torch.Tensor):
+    """(classes with >= 2 images, their D_c) in the batch."""
+    classes, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    x = embeddings.float()
+    sums = torch.zeros(len(classes), x.shape[1], device=x.device).index_add_(0, inverse, x)
+    means = sums / counts[:, None]
+    sq = (x - means[inverse]).pow(2).sum(1)
+    dens = torch.zeros(len(classes), device=x.device).index_add_(0, inverse, sq) / counts
+    keep = counts >= 2
+    return classes[keep], dens[keep]
+
+
+def density_adaptivity_loss(embeddings: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
+                            d0: torch.Tensor, eta: float = 0.5) -> torch.Tensor:
+    """L_DA of eq. 8 for one batch; `alpha` and `d0` are indexed by training class id."""
+    classes, dens = class_densities(embeddings, labels)
+    if len(classes) == 0:
+        return embeddings.sum() * 0 + alpha.sum() * 0
+    a = alpha[classes]
+    c = len(classes)
+    d0e = d0[classes].clamp_min(1e-12).pow(eta)
+    cross = (d0e[None, :] * a[:, None] - d0e[:, None] * a[None, :]).pow(2).sum()
+    return (dens - a).pow(2).sum() / c - a.sum() / c + cross / c ** 2
+
+
+def compute_class_densities(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """D0: each training class's mean squared distance to its centre (classes with < 2 images get the mean)."""
+    d0 = torch.full((num_classes,), float("nan"))
+    classes, dens = class_densities(features.float().cpu(), labels.cpu())
+    d0[classes] = dens
+    fill = d0[~torch.isnan(d0)].mean() if (~torch.isnan(d0)).any() else torch.tensor(1.0)
+    return torch.where(torch.isnan(d0), fill, d0)
+
+
+@LOSSES.register("density_adaptivity")
+class DensityAdaptivityLoss(ReIDLoss):
+    def __init__(self, num_classes: int, base: str = "contrastive", base_params: Optional[Mapping[str, Any]] = None,
+                 lam: float = 10.0, eta: float = 0.5, alpha_init: float = 0.5) -> None:
+        super().__init__()
+        if base not in ("contrastive", "triplet", "npair"):
+            raise ValueError(f"density_adaptivity: base must be contrastive, triplet or npair, got {base!r}")
+        self.base = LOSSES.build(base, **dict(base_params or {}))
+        self.alpha = nn.Parameter(torch.full((int(num_classes),), float(alpha_init)))
+        self.register_buffer("d0", torch.full((int(num_classes),), float("nan")))
+        self.lam, self.eta = float(lam), float(eta)
+
+    def set_d0(self, d0: torch.Tensor) -> None:
+        if d0.shape != self.d0.shape:
+            raise ValueError(f"density_adaptivity: D0 has shape {tuple(d0.shape)}, expected {tuple(self.d0.shape)}")
+        self.d0.copy_(d0 / d0.mean())
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
+        if torch.isnan(self.d0).any():
+            raise RuntimeError("density_adaptivity: D0 was never measured; call set_d0 (the trainer does it "
+                               "before the first epoch)")
+        base = self.base(inputs, labels)
+        return base + self.lam * density_adaptivity_loss(inputs, labels, self.alpha, self.d0, self.eta)
