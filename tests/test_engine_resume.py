@@ -68,8 +68,8 @@ def test_nan_loss_stops_naming_term_and_step(tiny_market, tmp_path):
     real_forward = trainer.losses.forward
     calls = {"n": 0}
 
-    def poisoned(outputs, labels, teacher=None):
-        total, terms = real_forward(outputs, labels, teacher)
+    def poisoned(outputs, labels, teacher=None, batch=None):
+        total, terms = real_forward(outputs, labels, teacher, batch)
         calls["n"] += 1
         if calls["n"] == 5:  # second epoch, second batch: an epoch-1 checkpoint exists by then
             terms = dict(terms, triplet=torch.tensor(float("nan")))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine_helpers import config_file, tiny_config
-from reid.cli import test_main, train_main
+from reid import cli
 from reid.engine.builders import MissingDatasetError
 from reid.engine.checkpoint import CheckpointError
 from reid.engine.trainer import Trainer
@@ -26,7 +26,7 @@ def trained_run(tiny_market, tmp_path_factory):
     """A run trained through the train CLI (2 epochs, evaluation after each)."""
     run = tmp_path_factory.mktemp("cli") / "run"
     cfg = tiny_config(run, tiny_market, TERMS, MODEL)
-    assert train_main(["--config", str(config_file(cfg)), "--no-progress"]) == 0
+    assert cli.train_main(["--config", str(config_file(cfg)), "--no-progress"]) == 0
     return cfg, run
 
 
@@ -62,7 +62,7 @@ def test_tensorboard_has_the_expected_tags(trained_run):
 def test_test_cli_prints_and_writes_results(trained_run, tmp_path, capsys):
     cfg, run = trained_run
     out = tmp_path / "test"
-    code = test_main(["--config", str(config_file(cfg)), "--checkpoint", str(run / "best.pth"),
+    code = cli.test_main(["--config", str(config_file(cfg)), "--checkpoint", str(run / "best.pth"),
                       "--output-dir", str(out), "--ap", "official", "--visualize", "2", "--flip"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -76,7 +76,7 @@ def test_test_cli_prints_and_writes_results(trained_run, tmp_path, capsys):
                          ids=["rerank", "multi_query"])
 def test_test_cli_options(options, trained_run, tmp_path):
     cfg, run = trained_run
-    code = test_main(["--config", str(config_file(cfg)), "--checkpoint", str(run / "best.pth"),
+    code = cli.test_main(["--config", str(config_file(cfg)), "--checkpoint", str(run / "best.pth"),
                       "--output-dir", str(tmp_path)] + options)
     assert code == 0
     assert json.loads((tmp_path / "results.json").read_text())["num_queries"] > 0
@@ -102,30 +102,30 @@ def test_missing_dataset_points_to_readme(tmp_path):
 def test_train_cli_reports_bad_config_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim:\n  lrr: 0.1\n")
-    assert train_main(["--config", str(bad)]) == 2
+    assert cli.train_main(["--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "optim.lrr" in err and "optim.lr" in err and "Traceback" not in err
 
 
 def test_test_cli_missing_checkpoint(trained_run, capsys):
     cfg, _ = trained_run
-    assert test_main(["--config", str(config_file(cfg)), "--checkpoint", "/nope/model.pth"]) == 2
+    assert cli.test_main(["--config", str(config_file(cfg)), "--checkpoint", "/nope/model.pth"]) == 2
     assert "/nope/model.pth" in capsys.readouterr().err
 
 
 def test_incompatible_checkpoint_names_keys(trained_run, tmp_path, capsys):
     cfg, run = trained_run
     other = tiny_config(tmp_path / "other", cfg["data"]["root"], TERMS, {"classifier": "linear", "embedding_dim": 48})
-    assert test_main(["--config", str(config_file(other)), "--checkpoint", str(run / "best.pth")]) == 2
+    assert cli.test_main(["--config", str(config_file(other)), "--checkpoint", str(run / "best.pth")]) == 2
     err = capsys.readouterr().err
-    assert "shape" in err and "embedding" in err
+    assert "shape mismatches" in err and "fc.weight" in err
 
 
 def test_corrupt_checkpoint_is_reported(trained_run, tmp_path, capsys):
     cfg, _ = trained_run
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
-    assert test_main(["--config", str(config_file(cfg)), "--checkpoint", str(broken)]) == 2
+    assert cli.test_main(["--config", str(config_file(cfg)), "--checkpoint", str(broken)]) == 2
     assert "broken.pth" in capsys.readouterr().err
 
 

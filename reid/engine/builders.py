@@ -36,6 +36,8 @@ def build_model_from_config(cfg: Mapping[str, Any], num_classes: Optional[int]) 
 
     model_cfg = copy.deepcopy(dict(cfg["model"]))
     if model_cfg.get("classifier") is not None:
+        if num_classes is None:  # inference from a config alone: the classifier plays no part
+            model_cfg["classifier"] = None
         model_cfg["num_classes"] = num_classes
     return build_model(model_cfg)
 

@@ -35,7 +35,7 @@ class Teacher(torch.nn.Module):
         self.model = build_model_from_config(cfg, saved_classes if saved_classes is not None else num_classes)
         load_model_state(self.model, state["model"], str(checkpoint_path))
         self.model.to(device)
-        self.model.eval()
+        self.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.config = cfg

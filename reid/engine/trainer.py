@@ -320,10 +320,10 @@ class Trainer:
             outputs = self.net(images, labels)
             total, terms = self.losses(outputs, labels, teacher_out, batch)
         values = {name: float(v) for name, v in terms.items()}
-        if not torch.isfinite(total):
+        if not torch.isfinite(total.detach()):
             bad = [n for n, v in values.items() if not math.isfinite(v)] or ["total"]
             raise TrainingDiverged(
-                f"loss term '{bad[0]}' became {values.get(bad[0], float(total))} at epoch {epoch + 1}, batch "
+                f"loss term '{bad[0]}' became {values.get(bad[0], float(total.detach()))} at epoch {epoch + 1}, batch "
                 f"{batch_index} (step {self.global_step + 1}); the last good checkpoint is {self.checkpoint_path}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -333,7 +333,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["optim"]["clip_grad"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        values["total"] = float(total)
+        values["total"] = float(total.detach())
         return values
 
     # ------------------------------------------------------------------ evaluation

@@ -69,9 +69,9 @@ class BNInception(nn.Module):
         d = self._cbr(f"{p}_double_3x3_reduce", x)
         outs.append(self._cbr(f"{p}_double_3x3_2", self._cbr(f"{p}_double_3x3_1", d)))
         if stride == 2:
-            pooled = F.max_pool2d(x, 3, 2, ceil_mode=True)
-            # ceil-mode pooling can be one larger than the strided convs: align to them
-            pooled = pooled[..., : outs[-1].shape[-2], : outs[-1].shape[-1]]
+            pooled = F.max_pool2d(x, 3, 2, ceil_mode=True)  # Caffe's pooling, as in the checkpoint
+            if pooled.shape[-2:] != outs[-1].shape[-2:]:  # odd sizes (e.g. 224x112 input): pad like the convs
+                pooled = F.max_pool2d(x, 3, 2, padding=1)
         elif pool == "avg":
             pooled = F.avg_pool2d(x, 3, 1, 1, ceil_mode=True, count_include_pad=True)
         else:
