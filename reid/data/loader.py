@@ -40,6 +40,10 @@ class ImageDataset(Dataset):
         self.transform = transform
         self.on_error = on_error
         self.skipped = 0
+        # Attribute vectors: when some samples carry them, all items do (NaN where unknown, e.g. junk) so that
+        # batches collate.
+        dims = {len(s.extras["attributes"]) for s in self.samples if "attributes" in s.extras}
+        self.attribute_dim = dims.pop() if dims else None
         self._by_pid: Dict[int, list] = {}
         for i, s in enumerate(self.samples):
             self._by_pid.setdefault(s.pid, []).append(i)
@@ -68,8 +72,10 @@ class ImageDataset(Dataset):
         img = self._load(index)
         tensor = self.transform(image=img)["image"] if self.transform is not None else torch.from_numpy(img)
         item = {"img": tensor, "pid": int(sample.pid), "camid": int(sample.camid), "index": index}
-        if "attributes" in sample.extras:
-            item["attributes"] = torch.as_tensor(sample.extras["attributes"], dtype=torch.float32)
+        if self.attribute_dim is not None:
+            attrs = sample.extras.get("attributes")
+            item["attributes"] = (torch.as_tensor(attrs, dtype=torch.float32) if attrs is not None
+                                  else torch.full((self.attribute_dim,), float("nan")))
         return item
 
 
