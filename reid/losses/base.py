@@ -23,6 +23,11 @@ class ReIDLoss(nn.Module):
         raise NotImplementedError
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """float16 / bfloat16 inputs are computed in float32; float32 and float64 are kept (gradchecks use float64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def pairwise_sq_dist(x: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances within a batch (exact zeros on the diagonal)."""
     sq = x.pow(2).sum(1)

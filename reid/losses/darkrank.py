@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch.nn import functional as F
 
-from .base import ReIDLoss, pairwise_sq_dist
+from .base import ReIDLoss, pairwise_sq_dist, upcast
 from .registry import LOSSES
 
 MAX_EXACT = 8
@@ -37,7 +37,7 @@ def plackett_luce_log_prob(scores: torch.Tensor) -> torch.Tensor:
 
 
 def _scores(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
-    return -alpha * pairwise_sq_dist(x.float()).clamp_min(1e-12).pow(beta / 2)
+    return -alpha * pairwise_sq_dist(upcast(x)).clamp_min(1e-12).pow(beta / 2)
 
 
 def darkrank_loss(student: torch.Tensor, teacher: torch.Tensor, mode: str = "soft", alpha: float = 3.0,
@@ -49,7 +49,7 @@ def darkrank_loss(student: torch.Tensor, teacher: torch.Tensor, mode: str = "sof
     if mode not in ("soft", "hard", "mc") or anchors not in ("all", "half", "one") or variant not in ("paper", "code"):
         raise ValueError(f"darkrank: bad option mode={mode!r}, anchors={anchors!r}, variant={variant!r}")
     if variant == "code":
-        student, teacher = F.normalize(student.float(), dim=1), F.normalize(teacher.float(), dim=1)
+        student, teacher = F.normalize(upcast(student), dim=1), F.normalize(upcast(teacher), dim=1)
         alpha, beta = 3.5 ** 2, 4.0
     n = student.shape[0]
     s_all, t_all = _scores(student, alpha, beta), _scores(teacher.detach(), alpha, beta)

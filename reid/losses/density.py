@@ -17,18 +17,18 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from .base import ReIDLoss
+from .base import ReIDLoss, upcast
 from .registry import LOSSES
 
 
 def class_densities(embeddings: torch.Tensor, labels: torch.Tensor):
     """(classes with >= 2 images, their D_c) in the batch."""
     classes, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    x = embeddings.float()
-    sums = torch.zeros(len(classes), x.shape[1], device=x.device).index_add_(0, inverse, x)
+    x = upcast(embeddings)
+    sums = torch.zeros(len(classes), x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, inverse, x)
     means = sums / counts[:, None]
     sq = (x - means[inverse]).pow(2).sum(1)
-    dens = torch.zeros(len(classes), device=x.device).index_add_(0, inverse, sq) / counts
+    dens = torch.zeros(len(classes), device=x.device, dtype=x.dtype).index_add_(0, inverse, sq) / counts
     keep = counts >= 2
     return classes[keep], dens[keep]
 
@@ -49,7 +49,7 @@ def density_adaptivity_loss(embeddings: torch.Tensor, labels: torch.Tensor, alph
 def compute_class_densities(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """D0: each training class's mean squared distance to its centre (classes with < 2 images get the mean)."""
     d0 = torch.full((num_classes,), float("nan"))
-    classes, dens = class_densities(features.float().cpu(), labels.cpu())
+    classes, dens = class_densities(upcast(features).cpu(), labels.cpu())
     d0[classes] = dens
     fill = d0[~torch.isnan(d0)].mean() if (~torch.isnan(d0)).any() else torch.tensor(1.0)
     return torch.where(torch.isnan(d0), fill, d0)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import ReIDLoss, pairwise_sq_dist
+from .base import ReIDLoss, pairwise_sq_dist, upcast
 from .registry import LOSSES
 
 
@@ -29,8 +29,8 @@ class KDLoss(ReIDLoss):
             raise ValueError(f"kd: student logits {tuple(inputs.shape)} and teacher logits {tuple(teacher.shape)} "
                              "differ (both must classify the same training identities)")
         t = self.temperature
-        log_s = F.log_softmax(inputs.float() / t, dim=1)
-        log_t = F.log_softmax(teacher.float() / t, dim=1)
+        log_s = F.log_softmax(upcast(inputs) / t, dim=1)
+        log_t = F.log_softmax(upcast(teacher) / t, dim=1)
         return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * t * t
 
 
@@ -49,11 +49,11 @@ class FitNetLoss(ReIDLoss):
                           and student_dim != teacher_dim else None)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor = None) -> torch.Tensor:
-        x = self.regressor(inputs.float()) if self.regressor is not None else inputs.float()
+        x = self.regressor(upcast(inputs)) if self.regressor is not None else upcast(inputs)
         if x.shape != teacher.shape:
             raise ValueError(f"fitnet: student features {tuple(x.shape)} vs teacher {tuple(teacher.shape)}; give "
                              "student_dim and teacher_dim so a regressor is built")
-        return F.mse_loss(x, teacher.float())
+        return F.mse_loss(x, upcast(teacher))
 
 
 @LOSSES.register("direct_match")
@@ -67,7 +67,7 @@ class DirectMatchLoss(ReIDLoss):
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor = None) -> torch.Tensor:
         if inputs.shape[0] != teacher.shape[0]:
             raise ValueError(f"direct_match: student batch {inputs.shape[0]} != teacher batch {teacher.shape[0]}")
-        ds = pairwise_sq_dist(inputs.float()).clamp_min(1e-12).sqrt()
-        dt = pairwise_sq_dist(teacher.float()).clamp_min(1e-12).sqrt()
+        ds = pairwise_sq_dist(upcast(inputs)).clamp_min(1e-12).sqrt()
+        dt = pairwise_sq_dist(upcast(teacher)).clamp_min(1e-12).sqrt()
         off = ~torch.eye(len(ds), dtype=torch.bool, device=ds.device)
         return (ds - dt)[off].pow(2).mean()

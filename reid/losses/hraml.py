@@ -11,21 +11,21 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .base import ReIDLoss, pairwise_sq_dist
+from .base import ReIDLoss, pairwise_sq_dist, upcast
 from .registry import LOSSES
 
 
 def hraml_targets(targets: torch.Tensor) -> torch.Tensor:
     if targets.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8) and targets.ndim == 1:
         return 2.0 * (targets[:, None] != targets[None]).float()
-    t = targets.float()
+    t = upcast(targets) if targets.is_floating_point() else targets.float()
     if t.ndim != 2:
         raise ValueError(f"hraml: targets must be integer labels (B,) or vectors (B, d), got shape {tuple(t.shape)}")
     return torch.cdist(t, t, p=1) * 4.0 / t.shape[1]
 
 
 def hraml_loss(embeddings: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    u = F.normalize(embeddings.float(), dim=1)
+    u = F.normalize(upcast(embeddings), dim=1)
     d2 = pairwise_sq_dist(u)
     g = hraml_targets(targets)
     iu = torch.triu_indices(len(u), len(u), 1, device=u.device)

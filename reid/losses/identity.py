@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .base import ReIDLoss
+from .base import ReIDLoss, upcast
 from .registry import LOSSES
 
 
@@ -21,7 +21,7 @@ class SoftmaxLoss(ReIDLoss):
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
-        return F.cross_entropy(inputs.float(), labels, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(upcast(inputs), labels, label_smoothing=self.label_smoothing)
 
 
 @LOSSES.register("large_margin_softmax")

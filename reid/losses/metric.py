@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .base import ReIDLoss, pairwise_dist, same_label
+from .base import ReIDLoss, pairwise_dist, same_label, upcast
 from .registry import LOSSES
 
 
@@ -36,7 +36,7 @@ class TripletLoss(ReIDLoss):
         return F.softplus(x) if self.margin == "soft" else F.relu(x + float(self.margin))
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
-        d = pairwise_dist(inputs.float())
+        d = pairwise_dist(upcast(inputs))
         pos, neg = _masks(labels)
         if self.mining == "batch_hard":
             hardest_pos = torch.where(pos, d, torch.zeros_like(d)).max(1).values
@@ -63,7 +63,7 @@ class ContrastiveLoss(ReIDLoss):
         self.pos_margin, self.neg_margin = float(pos_margin), float(neg_margin)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
-        d = pairwise_dist(inputs.float())
+        d = pairwise_dist(upcast(inputs))
         pos, neg = _masks(labels)
         loss = torch.where(pos, F.relu(d - self.pos_margin).pow(2), F.relu(self.neg_margin - d).pow(2))
         pairs = pos | neg
@@ -83,7 +83,7 @@ class NPairLoss(ReIDLoss):
         self.l2_reg = float(l2_reg)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
-        x = inputs.float()
+        x = upcast(inputs)
         anchors, positives = [], []
         for c in torch.unique(labels):
             idx = torch.nonzero(labels == c).flatten()
@@ -108,7 +108,7 @@ class BinomialDevianceLoss(ReIDLoss):
         self.alpha, self.beta, self.cost = float(alpha), float(beta), float(cost)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
-        x = F.normalize(inputs.float(), dim=1)
+        x = F.normalize(upcast(inputs), dim=1)
         s = x @ x.T
         pos, neg = _masks(labels)
         loss = inputs.sum() * 0
@@ -130,7 +130,7 @@ class MultiSimilarityLoss(ReIDLoss):
         self.alpha, self.beta, self.lam, self.epsilon = float(alpha), float(beta), float(lam), float(epsilon)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
-        x = F.normalize(inputs.float(), dim=1)
+        x = F.normalize(upcast(inputs), dim=1)
         s = x @ x.T
         pos, neg = _masks(labels)
         inf = torch.full_like(s, float("inf"))

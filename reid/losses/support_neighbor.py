@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import ReIDLoss, pairwise_sq_dist
+from .base import ReIDLoss, pairwise_sq_dist, upcast
 from .registry import LOSSES
 
 
@@ -25,7 +25,7 @@ def support_neighbor_loss(embeddings: torch.Tensor, labels: torch.Tensor, k: int
             or squeeze not in ("paper", "code"):
         raise ValueError(f"support_neighbor: bad option distance={distance!r}, fallback={fallback!r}, "
                          f"squeeze={squeeze!r}")
-    x = embeddings.float()
+    x = upcast(embeddings)
     n = len(x)
     d2 = pairwise_sq_dist(x)
     d = d2.clamp_min(1e-12).sqrt() if distance == "euclidean" else d2
