@@ -57,8 +57,9 @@ def _embedding(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def feature_set(model, samples, loader, device, flip=False, amp=False, desc="features") -> FeatureSet:
-    feats, pids, camids = extract_features(model, loader, device, flip=flip, amp=amp, desc=desc)
+def feature_set(model, samples, loader, device, flip=False, amp=False, desc="features",
+                progress: bool = True) -> FeatureSet:
+    feats, pids, camids = extract_features(model, loader, device, flip=flip, amp=amp, desc=desc, progress=progress)
     return FeatureSet(feats, pids, camids, [s.path for s in samples])
 
 

@@ -344,9 +344,9 @@ class Trainer:
         q_loader = self.build_test_loader(self.dataset.query, self.test_transform_cfg, batch_size=bs, num_workers=0)
         g_loader = self.build_test_loader(self.dataset.gallery, self.test_transform_cfg, batch_size=bs, num_workers=0)
         query = feature_set(self.model, self.dataset.query, q_loader, self.device, flip=flip, amp=self.amp,
-                            desc="query")
+                            desc="query", progress=self.progress)
         gallery = feature_set(self.model, self.dataset.gallery, g_loader, self.device, flip=flip, amp=self.amp,
-                              desc="gallery")
+                              desc="gallery", progress=self.progress)
         result = evaluate_features(query, gallery, self.cfg["test"], has_cameras=self.dataset.has_cameras)
         return result, query, gallery
 
@@ -392,7 +392,7 @@ class Trainer:
         samples = [self.dataset.gallery[i] for i in picks]
         small = dict(self.test_transform_cfg or {})
         loader = self.build_test_loader(samples, small, batch_size=self.cfg["data"]["test_batch_size"], num_workers=0)
-        fs = feature_set(self.model, samples, loader, self.device, desc="projector")
+        fs = feature_set(self.model, samples, loader, self.device, desc="projector", progress=self.progress)
         thumbs = _thumbnails([s.path for s in samples])
         self.monitor.embedding(fs.features, [f"{p}" for p in fs.pids], thumbs, self.global_step)
 

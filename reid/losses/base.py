@@ -19,6 +19,12 @@ class ReIDLoss(nn.Module):
     default_teacher_input: Optional[str] = None
     requires_teacher: bool = False
 
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        # Losses always run outside autocast: distances, exponentials and log-sum-exps need float32 even when the
+        # network runs in half precision (half inputs are upcast by `upcast`).
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return super().__call__(*args, **kwargs)
+
     def forward(self, inputs: Any, labels: torch.Tensor, teacher: Any = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
