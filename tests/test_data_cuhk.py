@@ -123,3 +123,17 @@ def test_cuhk01_protocols_and_seeded_splits(tmp_path):
     (tmp_path / "campus" / "bad.png").write_bytes(b"")
     with pytest.raises(DatasetError, match="bad.png"):
         build_dataset("cuhk01", str(tmp_path))
+
+
+def test_mat_missing_keys(tmp_path):
+    base = tmp_path / "cuhk03_release"
+    base.mkdir(parents=True)
+    with h5py.File(base / "cuhk-03.mat", "w") as f:
+        f.create_dataset("other", data=np.zeros(2))
+    with pytest.raises(DatasetError, match="key 'labeled' missing"):
+        build_dataset("cuhk03", str(tmp_path), protocol="classic")
+    base2 = write_cuhk03(tmp_path / "second")
+    with h5py.File(base2 / "cuhk-03.mat", "a") as f:
+        del f["testsets"]
+    with pytest.raises(DatasetError, match="key 'testsets' missing"):
+        build_dataset("cuhk03", str(tmp_path / "second"), protocol="classic")

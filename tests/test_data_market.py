@@ -135,3 +135,13 @@ def test_synthetic_interrupted_generation_is_not_taken_as_complete(tmp_path):
     assert out == folder and (folder / ".complete").is_file() and any((folder / "query").iterdir())
     ds = build_dataset("synthetic", str(tmp_path), num_ids=8, num_cams=3, images_per_id_cam=2)
     assert len(ds.query) > 0
+
+
+def test_empty_split_and_missing_subfolder(market):
+    for f in (market / "Market-1501-v15.09.15" / "query").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetError, match="query holds no images.*empty split"):
+        build_dataset("market1501", str(market))
+    (market / "Market-1501-v15.09.15" / "query").rmdir()
+    with pytest.raises(FileNotFoundError, match="missing folder .*query.*datasets/README.md"):
+        build_dataset("market1501", str(market))

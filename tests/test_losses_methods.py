@@ -308,3 +308,28 @@ def test_kd_fitnet_direct_match_against_formulas():
     assert fit.regressor.weight.grad is not None
     with pytest.raises(ValueError, match="give student_dim and teacher_dim"):
         build_loss("fitnet")(s, None, torch.randn(5, 3, dtype=torch.float64))
+
+
+def test_gradcheck_float64():
+    x, y = batch(p=3, k=2, d=3, seed=9)
+    x = x.detach().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: support_neighbor_loss(z, y, k=3, sigma=4.0), (x,))
+    assert torch.autograd.gradcheck(lambda z: hraml_loss(z, y), (x,))
+    t = torch.randn(6, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda z: darkrank_loss(z, t, mode="soft", list_length=3, alpha=1.0), (x,))
+    assert torch.autograd.gradcheck(lambda z: darkrank_loss(z, t, mode="hard", alpha=1.0), (x,))
+    alpha = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    d0 = torch.rand(3, dtype=torch.float64) + 0.5
+    assert torch.autograd.gradcheck(lambda z, a: density_adaptivity_loss(z, y, a, d0), (x, alpha))
+    w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    assert torch.autograd.gradcheck(lambda z, ww: large_margin_logits(z, ww, labels, 3, 2.0), (x, w))
+
+
+def test_darkrank_under_half_precision_autocast_is_finite():
+    s = torch.randn(8, 16).bfloat16().requires_grad_(True)
+    t = torch.randn(8, 16).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = build_loss("darkrank", mode="soft", alpha=3.0, beta=3.0, list_length=4)(s, None, t)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(s.grad.float()).all()

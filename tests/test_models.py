@@ -125,3 +125,22 @@ def test_hraml_encoder_init():
     linears = [m for m in enc.modules() if isinstance(m, torch.nn.Linear)]
     assert all(float(l.weight.abs().max()) <= 0.2 and float(l.bias.abs().max()) == 0 for l in linears)
     assert enc(torch.randn(4, 10)).abs().max() < 1
+
+
+def test_high_order_pca_matches_svd_projection():
+    from reid.models.horde import HighOrderPCA
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(50, 6, generator=g) @ torch.randn(6, 6, generator=g)
+    pca = HighOrderPCA(3).fit(train)
+    test = torch.randn(4, 6, generator=g)
+    centred = train.double() - train.double().mean(0)
+    cov = centred.T @ centred
+    evals, evecs = torch.linalg.eigh(cov)
+    top = evecs[:, -3:]
+    expect = torch.nn.functional.normalize((test.double() - train.double().mean(0)) @ top, dim=1)
+    got = pca.transform(test).double()
+    # components are defined up to sign and order: compare absolute projections per component
+    torch.testing.assert_close(got.abs().sort(dim=1).values, expect.abs().sort(dim=1).values, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="exceeds"):
+        HighOrderPCA(10).fit(train)

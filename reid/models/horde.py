@@ -47,3 +47,27 @@ class HordeHead(nn.Module):
     def forward(self, feature_map: torch.Tensor) -> List[torch.Tensor]:
         moments = horde_moments(feature_map, list(self.projections))
         return [F.normalize(e(m), dim=1) for e, m in zip(self.embeddings, moments)]
+
+
+class HighOrderPCA:
+    """Test-time compression of the concatenated order embeddings to `dim` by PCA fitted on training features."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = int(dim)
+        self.mean: torch.Tensor | None = None
+        self.components: torch.Tensor | None = None
+
+    def fit(self, features: torch.Tensor) -> "HighOrderPCA":
+        if self.dim > min(features.shape):
+            raise ValueError(f"HighOrderPCA: dim {self.dim} exceeds min(n, d) of features {tuple(features.shape)}")
+        x = features.double()
+        self.mean = x.mean(0)
+        _, _, v = torch.linalg.svd(x - self.mean, full_matrices=False)
+        self.components = v[: self.dim]
+        return self
+
+    def transform(self, features: torch.Tensor) -> torch.Tensor:
+        if self.components is None:
+            raise RuntimeError("HighOrderPCA: call fit() on training features first")
+        out = (features.double() - self.mean) @ self.components.T
+        return F.normalize(out.to(features.dtype), dim=1)

@@ -97,6 +97,9 @@ class CUHK03(ReIDDataset):
         import h5py
 
         with h5py.File(mat_path, "r") as mat:
+            if "testsets" not in mat:
+                raise DatasetError(f"{mat_path}: key 'testsets' missing (keys: {', '.join(mat.keys())}); the classic "
+                                   "protocol needs it")
             sets = mat["testsets"][0]
             if not 0 <= self.split_id < len(sets):
                 raise DatasetError(f"cuhk03 split_id {self.split_id} out of range 0..{len(sets) - 1}")

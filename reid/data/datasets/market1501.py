@@ -31,7 +31,7 @@ def find_market_root(root: Union[str, Path]) -> Path:
         if (c / "bounding_box_train").is_dir():
             return c
     raise FileNotFoundError(f"no Market-1501 release under {root} (expected {root / RELEASE_FOLDER}/"
-                            "bounding_box_train, bounding_box_test, query)")
+                            "bounding_box_train, bounding_box_test, query; see datasets/README.md, Market-1501)")
 
 
 def parse_name(path: Path, strict: bool = True) -> Optional[Tuple[int, int]]:
@@ -49,7 +49,8 @@ def parse_name(path: Path, strict: bool = True) -> Optional[Tuple[int, int]]:
 
 def read_split(folder: Path, strict: bool = True) -> List[Sample]:
     if not folder.is_dir():
-        raise FileNotFoundError(f"missing folder {folder}")
+        raise FileNotFoundError(f"missing folder {folder} (expected the Market-1501 layout: bounding_box_train, "
+                                "bounding_box_test, query, gt_bbox; see datasets/README.md, Market-1501)")
     samples = []
     for path in sorted(folder.iterdir()):
         if not path.name.lower().endswith(".jpg"):
@@ -57,6 +58,8 @@ def read_split(folder: Path, strict: bool = True) -> List[Sample]:
         parsed = parse_name(path, strict)
         if parsed is not None:
             samples.append(Sample(str(path), parsed[0], parsed[1]))
+    if not samples:
+        raise DatasetError(f"{folder} holds no images named like 0001_c1s1_001051_00.jpg (empty split)")
     return samples
 
 
