@@ -1,9 +1,10 @@
 """Exact CMC / AP / INP from the ranks of each query's true matches, computed without sorting the gallery.
 
 A true match's 0-based rank among the valid gallery items is the number of valid negatives ranked before it plus
-the number of true matches ranked before it, so only the true matches' distances and per-block counts are needed:
-memory stays at one distance block however large the gallery (Market-1501 + 500k distractors). Ties are broken
-by gallery order (a stable sort of the full row would give the same ranks).
+the number of true matches ranked before it. With each query's true matches sorted, every negative of a distance
+block falls into one gap between consecutive matches (a binary search, no sort of the gallery), and the running
+sum of the per-gap counts gives the ranks: memory stays at one distance block however large the gallery
+(Market-1501 + 500k distractors). Ties are broken by gallery order, as a stable sort of the full row would.
 """
 from __future__ import annotations
 
@@ -13,12 +14,6 @@ import numpy as np
 import torch
 
 JUNK = -1
-
-
-def match_ranks_from_counts(pos_dist: np.ndarray, pos_index: np.ndarray, neg_before: np.ndarray) -> np.ndarray:
-    """Sorted 0-based ranks of one query's true matches given, for each, the negatives ranked before it."""
-    order = np.lexsort((pos_index, pos_dist))
-    return np.sort(neg_before[order] + np.arange(len(order)))
 
 
 def average_precision(ranks: np.ndarray, kind: str = "mean") -> float:
@@ -108,27 +103,38 @@ def count_ranks(q_pids: np.ndarray, g_pids: np.ndarray, q_camids: Optional[np.nd
         for i, p in enumerate(qp):
             pos_idx[i, :len(p)] = p
         dpos = np.asarray(pos_distances(pos_idx), dtype=np.float32)
-        dpos_t = torch.from_numpy(np.where(pos_idx >= 0, dpos, -np.inf).astype(np.float32))
-        neg_before = torch.zeros(b, pmax, dtype=torch.int64)
+        # True matches of each query sorted by (distance, gallery index); padding sorts last (+inf).
+        order = np.lexsort((np.where(pos_idx >= 0, pos_idx, np.iinfo(np.int64).max),
+                            np.where(pos_idx >= 0, dpos, np.inf)), axis=1)
+        dpos = np.take_along_axis(np.where(pos_idx >= 0, dpos, np.inf), order, 1).astype(np.float32)
+        pos_idx = np.take_along_axis(pos_idx, order, 1)
+        dpos_t = torch.from_numpy(dpos)
+        pos_idx_t = torch.from_numpy(pos_idx)
+        # hist[b, j]: valid negatives that precede the j-th true match but not the (j-1)-th
+        hist = torch.zeros(b, pmax + 1, dtype=torch.int64)
         qpid_t = torch.as_tensor(q_pids[qsl])[:, None]
         qig = None if query_in_gallery is None else torch.as_tensor(query_in_gallery[qsl])[:, None]
         for gsl, block in blocks:
-            block = block.float().cpu()
+            block = block.float().cpu().contiguous()
             gp = g_pids_t[gsl][None]
             valid_neg = (gp != JUNK) & (gp != qpid_t)
             if qig is not None:
-                gidx = torch.arange(gsl.start, gsl.stop)[None]
-                valid_neg &= gidx != qig
-            masked = torch.where(valid_neg, block, torch.full_like(block, float("inf")))
-            ordered = masked.sort(dim=1).values
-            left = torch.searchsorted(ordered, dpos_t, right=False)
-            right = torch.searchsorted(ordered, dpos_t, right=True)
-            neg_before += left
-            ties = (right > left) & torch.isfinite(dpos_t)
-            for i, j in ties.nonzero().tolist():  # equal distances: gallery order decides
-                equal = (masked[i] == dpos_t[i, j]).nonzero().flatten() + gsl.start
-                neg_before[i, j] += int((equal < pos_idx[i, j]).sum())
+                valid_neg &= torch.arange(gsl.start, gsl.stop)[None] != qig
+            # a negative at distance d precedes exactly the true matches farther than d
+            after = torch.searchsorted(dpos_t, block, right=True)
+            hist.scatter_add_(1, after, valid_neg.to(torch.int64))
+            tied = (torch.searchsorted(dpos_t, block, right=False) != after) & valid_neg
+            if tied.any():  # equal distances: gallery order decides (vectorised over all tied pairs)
+                rows, cols = tied.nonzero(as_tuple=True)
+                values = block[rows, cols][:, None]
+                last = after[rows, cols]
+                same = dpos_t[rows] == values  # the tied true matches of each pair's query
+                later = same & (pos_idx_t[rows] > (cols + gsl.start)[:, None])
+                move = later.sum(1)
+                hist.index_put_((rows, last), -torch.ones_like(last), accumulate=True)
+                hist.index_put_((rows, last - move), torch.ones_like(last), accumulate=True)
+        neg_before = hist.cumsum(1)[:, :pmax]
         nb = neg_before.numpy()
         for i, p in enumerate(qp):
             n = len(p)
-            acc.add(match_ranks_from_counts(dpos[i, :n], p, nb[i, :n]) if n else np.zeros(0, np.int64))
+            acc.add(nb[i, :n] + np.arange(n) if n else np.zeros(0, np.int64))
