@@ -44,9 +44,13 @@ def dense_rerank(qf: np.ndarray, gf: np.ndarray, k1=20, k2=6, lam=0.3) -> np.nda
         v[i, exp] = w / w.sum()
     if k2 != 1:
         v = np.stack([v[rank[i, :k2]].mean(0) for i in range(n)])
+    # Jaccard through an inverted index of V's non-zeros, as the released code does (V itself stays dense)
+    inv = [np.flatnonzero(v[q:, j]) for j in range(n)]
     out = np.empty((q, n - q), dtype=np.float32)
     for i in range(q):
-        mins = np.minimum(v[i][None], v[q:]).sum(1)
+        mins = np.zeros(n - q, dtype=np.float32)
+        for j in np.flatnonzero(v[i]):
+            mins[inv[j]] += np.minimum(v[i, j], v[q + inv[j], j])
         out[i] = (1 - lam) * (1 - mins / (2 - mins)) + lam * dist[i, q:]
     return out
 

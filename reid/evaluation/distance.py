@@ -14,8 +14,9 @@ def check_features(name: str, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"{name} features must be 2-D (n, d), got shape {tuple(x.shape)}")
     if len(x) == 0:
         raise ValueError(f"{name} features are empty")
-    if not torch.isfinite(x.float()).all():
-        raise ValueError(f"{name} features contain NaN or inf")
+    for start in range(0, len(x), 65536):  # in chunks: no full-size copy of a 500k-item gallery
+        if not torch.isfinite(x[start:start + 65536]).all():
+            raise ValueError(f"{name} features contain NaN or inf")
     return x
 
 
