@@ -5,8 +5,8 @@ released code divides by column maxima then transposes, which is the same for a 
 sets R(i, k1) from the k1 + 1 nearest neighbours; expansion with R(c, round(k1 / 2)) under the 2/3 rule; Gaussian
 weights V; local query expansion over the k2 nearest; Jaccard distance of query rows to gallery rows; final
 (1 - lambda) * jaccard + lambda * distance. Only top-k lists, a sparse V and query x gallery blocks are held.
-Differences from the released code: float32 V instead of float16 (more exact); neighbour ties are broken by
-index (the released code's argsort is not stable).
+Differences from the released code: float32 V instead of float16 (more exact); neighbour lists ordered on exact
+float64 distances with ties broken by index (the released code's float32 argsort is neither exact nor stable).
 """
 from __future__ import annotations
 
@@ -19,37 +19,31 @@ import torch
 from .distance import check_features
 
 
-def _knn(x: torch.Tensor, k: int, chunk: int = 1024) -> Tuple[np.ndarray, np.ndarray]:
-    """k nearest (incl. self) by squared Euclidean distance, and each row's maximum distance."""
+def _knn(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 8) -> Tuple[np.ndarray, np.ndarray]:
+    """k nearest (incl. self) by squared Euclidean distance, and each row's maximum distance.
+
+    Candidates come from float32 block distances; their order is then settled on exact float64 distances
+    (ties by index), because high-dimensional distances crowd together closer than float32 can separate.
+    """
     n = len(x)
     idx = np.empty((n, k), dtype=np.int64)
     row_max = np.empty(n, dtype=np.float32)
     sq = x.pow(2).sum(1)
+    m = min(n, k + extra)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         d = (sq[s:e, None] + sq[None] - 2 * x[s:e] @ x.T).clamp_min_(0)
         d[torch.arange(e - s), torch.arange(s, e)] = 0  # exact self-distance
         row_max[s:e] = d.max(1).values.cpu().numpy()
-        # stable: sort by (distance, index) so ties go to the lower index
-        top = torch.topk(d, k, dim=1, largest=False, sorted=True)
-        idx[s:e] = _stable_ties(d, top).cpu().numpy()
+        cand = torch.topk(d, m, dim=1, largest=False).indices
+        for r in range(s, e, 128):
+            c = cand[r - s:min(e, r + 128) - s]
+            exact = (x[r:r + len(c), None, :].double() - x[c].double()).pow(2).sum(-1)
+            by_index = torch.argsort(c, dim=1)
+            c, exact = torch.gather(c, 1, by_index), torch.gather(exact, 1, by_index)
+            order = torch.argsort(exact, dim=1, stable=True)[:, :k]
+            idx[r:r + len(c)] = torch.gather(c, 1, order).cpu().numpy()
     return idx, row_max
-
-
-def _stable_ties(d: torch.Tensor, top) -> torch.Tensor:
-    values, indices = top
-    # Re-order within equal values by index; rows whose k-th value is tied with values outside the top-k
-    # would need a full stable sort: do it for those rows only.
-    kth = values[:, -1:]
-    outside_tie = ((d == kth).sum(1) > (values == kth).sum(1))
-    order = torch.argsort(indices, dim=1)  # by index first, then a stable sort by value
-    vals2 = torch.gather(values, 1, order)
-    idx2 = torch.gather(indices, 1, order)
-    final = torch.argsort(vals2, dim=1, stable=True)
-    result = torch.gather(idx2, 1, final)
-    for r in outside_tie.nonzero().flatten().tolist():
-        result[r] = torch.argsort(d[r], stable=True)[: values.shape[1]]
-    return result
 
 
 def _reciprocal(knn: np.ndarray, k: int) -> np.ndarray:
