@@ -1,0 +1,93 @@
+"""Density adaptivity regularizer (Li et al. TMM 2019, eqs. 5 and 8) against naive per-class loops."""
+import pytest
+import torch
+
+from reid.losses import build_loss, compute_class_densities, density_adaptivity_loss
+
+
+def naive_da(x, labels, alpha, d0, eta):
+    classes = [c for c in sorted(set(labels.tolist())) if (labels == c).sum() >= 2]
+    dens = []
+    for c in classes:
+        members = [x[i] for i in range(len(x)) if labels[i] == c]
+        mu = sum(members) / len(members)
+        dens.append(sum(((f - mu) ** 2).sum() for f in members) / len(members))
+    C = len(classes)
+    first = sum((dens[k] - alpha[c]) ** 2 for k, c in enumerate(classes)) / C
+    second = -sum(alpha[c] for c in classes) / C
+    third = 0.0
+    for i in classes:
+        for j in classes:
+            third = third + (d0[j] ** eta * alpha[i] - d0[i] ** eta * alpha[j]) ** 2
+    return first + second + third / C ** 2
+
+
+def test_value_and_gradients_match_naive():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(9, 4, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 0, 0, 2, 2, 3, 4, 4, 4])  # class 3 has one image: excluded
+    alpha = torch.rand(5, generator=g, dtype=torch.float64)
+    d0 = torch.rand(5, generator=g, dtype=torch.float64) + 0.5
+    xa, aa = x.clone().requires_grad_(True), alpha.clone().requires_grad_(True)
+    xb, ab = x.clone().requires_grad_(True), alpha.clone().requires_grad_(True)
+    got = density_adaptivity_loss(xa, y, aa, d0, eta=0.5)
+    ref = naive_da(xb, y, ab, d0, 0.5)
+    assert torch.allclose(got, ref, atol=1e-12)
+    got.backward()
+    ref.backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-12)
+    assert torch.allclose(aa.grad, ab.grad, atol=1e-12)
+    assert aa.grad[[0, 2, 4]].abs().min() > 0 and aa.grad[[1, 3]].abs().max() == 0
+
+
+def test_gradcheck_float64():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    a = torch.rand(3, generator=g, dtype=torch.float64, requires_grad=True)
+    d0 = torch.rand(3, generator=g, dtype=torch.float64) + 0.5
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert torch.autograd.gradcheck(lambda x, a: density_adaptivity_loss(x, y, a, d0), (x, a))
+
+
+def test_compute_class_densities_and_single_image_classes():
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [1.0, 1.0], [1.0, 3.0]])
+    y = torch.tensor([0, 0, 1, 2, 2])
+    d0 = compute_class_densities(x, y, num_classes=4)
+    # class 0: mean (1,0), squared dists 1,1 -> 1; class 2: mean (1,2) -> 1; classes 1, 3 get the mean (1)
+    assert torch.allclose(d0, torch.tensor([1.0, 1.0, 1.0, 1.0]))
+    assert density_adaptivity_loss(x[2:3], y[2:3], torch.ones(4), d0).item() == 0.0
+
+
+def test_module_combines_base_and_regularizer():
+    pytest.importorskip("reid.losses.metric")
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.normalize(torch.randn(8, 4, generator=g), dim=1).requires_grad_(True)
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    module = build_loss("density_adaptivity", num_classes=4, base="triplet", lam=10.0)
+    with pytest.raises(RuntimeError, match="set_d0"):
+        module(x, y)
+    raw = torch.tensor([1.0, 2.0, 3.0, 2.0])
+    module.set_d0(raw)
+    assert torch.allclose(module.d0, raw / 2.0)
+    loss = module(x, y)
+    expected = module.base(x, y) + 10.0 * density_adaptivity_loss(x, y, module.alpha, module.d0, 0.5)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert module.alpha.grad is not None and module.alpha.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="shape"):
+        module.set_d0(torch.ones(3))
+    with pytest.raises(ValueError, match="base"):
+        build_loss("density_adaptivity", num_classes=4, base="arcface")
+
+
+def test_duplicates_large_values_and_bf16_finite():
+    x = torch.tensor([[1.0, 2.0]] * 4 + [[1e3, -1e3], [0.0, 0.0]], requires_grad=True)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    loss = density_adaptivity_loss(x, y, torch.full((3,), 0.5, requires_grad=True), torch.ones(3))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+    module = build_loss("density_adaptivity", num_classes=3, base="contrastive")
+    module.set_d0(torch.ones(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(torch.nn.functional.normalize(x.detach(), dim=1).bfloat16(), y)
+    assert torch.isfinite(out)
