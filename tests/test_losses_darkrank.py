@@ -1,0 +1,145 @@
+"""DarkRank (Chen, Wang, Zhang 2017, eqs. 2-5) against naive float64 enumeration of Plackett-Luce probabilities."""
+import itertools
+import math
+
+import pytest
+import torch
+
+from reid.losses import build_loss, darkrank_loss
+
+
+def naive_scores(x, alpha, beta):
+    n = len(x)
+    s = [[None] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            d2 = ((x[i] - x[j]) ** 2).sum()
+            s[i][j] = -alpha * torch.clamp(d2, min=1e-12) ** (beta / 2)
+    return s
+
+
+def pl_prob(scores):
+    """Product formula: prod_i exp(S_i) / sum_{j >= i} exp(S_j)."""
+    p = 1.0
+    for i in range(len(scores)):
+        p = p * torch.exp(scores[i]) / sum(torch.exp(v) for v in scores[i:])
+    return p
+
+
+def teacher_list(ts, i, length):
+    cands = [j for j in range(len(ts)) if j != i]
+    cands.sort(key=lambda j: -float(ts[i][j].detach()))
+    return cands[:length]
+
+
+def naive_darkrank(student, teacher, mode, alpha=3.0, beta=3.0, length=None):
+    ss, ts = naive_scores(student, alpha, beta), naive_scores(teacher, alpha, beta)
+    n = len(student)
+    total = 0.0
+    for i in range(n):
+        cands = teacher_list(ts, i, n - 1 if length is None else length)
+        if mode == "hard":
+            total = total - torch.log(pl_prob([ss[i][j] for j in cands]))
+            continue
+        for perm in itertools.permutations(cands):
+            pt = pl_prob([ts[i][j] for j in perm])
+            ps = pl_prob([ss[i][j] for j in perm])
+            total = total + pt * (torch.log(pt) - torch.log(ps))
+    return total / n
+
+
+def _pair(n=6, ds=4, dt=7, seed=0, scale=0.4):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(n, ds, generator=g, dtype=torch.float64) * scale
+    t = torch.randn(n, dt, generator=g, dtype=torch.float64) * scale
+    return s, t
+
+
+@pytest.mark.parametrize("mode,length", [("soft", None), ("soft", 3), ("hard", None), ("hard", 2)])
+def test_value_and_gradient_match_naive(mode, length):
+    s, t = _pair(n=5)
+    a, b = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    got = darkrank_loss(a, t, mode=mode, list_length=length)
+    ref = naive_darkrank(b, t, mode, length=length)
+    assert torch.allclose(got, ref, atol=1e-10, rtol=1e-8)
+    got.backward()
+    ref.backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-9, rtol=1e-7)
+
+
+def test_soft_is_zero_when_student_equals_teacher_and_positive_otherwise():
+    s, t = _pair(n=5, dt=4)
+    assert darkrank_loss(t, t, mode="soft").abs() < 1e-12
+    assert darkrank_loss(s, t, mode="soft") > 0
+
+
+def test_monte_carlo_estimates_exact_kl():
+    s, t = _pair(n=4)
+    exact = darkrank_loss(s, t, mode="soft")
+    g = torch.Generator().manual_seed(0)
+    mc = darkrank_loss(s, t, mode="mc", num_samples=20000, generator=g)
+    assert abs(mc.item() - exact.item()) < 0.05 * exact.item() + 2e-3
+    # the gradient of the MC estimate approaches the exact gradient (teacher fixed, only P_s differentiated)
+    a, b = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    darkrank_loss(a, t, mode="soft").backward()
+    darkrank_loss(b, t, mode="mc", num_samples=20000, generator=torch.Generator().manual_seed(1)).backward()
+    assert torch.allclose(a.grad, b.grad, atol=0.05 * a.grad.abs().max().item())
+
+
+def test_gradcheck_float64():
+    s, t = _pair(n=4)
+    s.requires_grad_(True)
+    for mode in ("soft", "hard"):
+        assert torch.autograd.gradcheck(lambda x: darkrank_loss(x, t, mode=mode), (s,))
+
+
+def test_teacher_receives_no_gradient_and_anchor_options():
+    s, t = _pair(n=6, dt=4)
+    s.requires_grad_(True)
+    t.requires_grad_(True)
+    loss = build_loss("darkrank", mode="soft", list_length=4)(s, torch.zeros(6), t)
+    loss.backward()
+    assert t.grad is None and s.grad.abs().sum() > 0
+    one = darkrank_loss(s, t, mode="hard", anchors="one")
+    ss, ts = naive_scores(s.detach(), 3.0, 3.0), naive_scores(t.detach(), 3.0, 3.0)
+    ref = -torch.log(pl_prob([ss[0][j] for j in teacher_list(ts, 0, 5)]))
+    assert torch.allclose(one.detach(), ref, atol=1e-10)
+    half = darkrank_loss(s, t, mode="hard", anchors="half")
+    refs = [-torch.log(pl_prob([ss[i][j] for j in teacher_list(ts, i, 5)])) for i in range(3)]
+    assert torch.allclose(half.detach(), sum(refs) / 3, atol=1e-10)
+
+
+def test_code_variant_is_paper_score_on_normalised_features():
+    s, t = _pair(n=5)
+    code = darkrank_loss(s, t, mode="hard", variant="code")
+    sn, tn = torch.nn.functional.normalize(s, dim=1), torch.nn.functional.normalize(t, dim=1)
+    assert torch.allclose(code, naive_darkrank(sn, tn, "hard", alpha=3.5 ** 2, beta=4.0), atol=1e-10)
+
+
+def test_stability_large_scores_duplicates_and_half_precision():
+    s, t = _pair(n=6, scale=3.0)  # |S| in the hundreds
+    s = torch.cat([s, s[:1]]).float().requires_grad_(True)  # duplicate: d = 0
+    t = torch.cat([t, t[:1]]).float()
+    for mode in ("soft", "hard", "mc"):
+        s.grad = None
+        loss = darkrank_loss(s, t, mode=mode, list_length=4, alpha=30.0)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(s.grad).all(), mode
+    module = build_loss("darkrank", mode="soft", list_length=4)
+    for dtype in (torch.float16, torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype):
+            out = module(s.to(dtype), None, t.to(dtype))
+        assert torch.isfinite(out) and out.dtype == torch.float32
+
+
+def test_bad_input_errors():
+    s, t = _pair(n=6)
+    with pytest.raises(ValueError, match="batch"):
+        darkrank_loss(s, t[:5])
+    with pytest.raises(ValueError, match="list_length"):
+        darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="soft")
+    with pytest.raises(ValueError, match="list_length"):
+        build_loss("darkrank", mode="soft", list_length=9)
+    with pytest.raises(ValueError, match="mode"):
+        darkrank_loss(s, t, mode="listnet")
+    assert math.isfinite(float(darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="mc", num_samples=8)))
