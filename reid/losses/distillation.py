@@ -30,7 +30,7 @@ class KDLoss(ReIDLoss):
                              "differ (both must classify the same training identities)")
         t = self.temperature
         log_s = F.log_softmax(upcast(inputs) / t, dim=1)
-        log_t = F.log_softmax(upcast(teacher) / t, dim=1)
+        log_t = F.log_softmax(upcast(teacher.detach()) / t, dim=1)  # the teacher is fixed
         return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * t * t
 
 
@@ -53,7 +53,7 @@ class FitNetLoss(ReIDLoss):
         if x.shape != teacher.shape:
             raise ValueError(f"fitnet: student features {tuple(x.shape)} vs teacher {tuple(teacher.shape)}; give "
                              "student_dim and teacher_dim so a regressor is built")
-        return F.mse_loss(x, upcast(teacher))
+        return F.mse_loss(x, upcast(teacher.detach()))
 
 
 @LOSSES.register("direct_match")
@@ -68,6 +68,6 @@ class DirectMatchLoss(ReIDLoss):
         if inputs.shape[0] != teacher.shape[0]:
             raise ValueError(f"direct_match: student batch {inputs.shape[0]} != teacher batch {teacher.shape[0]}")
         ds = pairwise_sq_dist(upcast(inputs)).clamp_min(1e-12).sqrt()
-        dt = pairwise_sq_dist(upcast(teacher)).clamp_min(1e-12).sqrt()
+        dt = pairwise_sq_dist(upcast(teacher.detach())).clamp_min(1e-12).sqrt()
         off = ~torch.eye(len(ds), dtype=torch.bool, device=ds.device)
         return (ds - dt)[off].pow(2).mean()
