@@ -91,3 +91,10 @@ def test_duplicates_large_values_and_bf16_finite():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = module(torch.nn.functional.normalize(x.detach(), dim=1).bfloat16(), y)
     assert torch.isfinite(out)
+
+
+def test_set_d0_rejects_bad_values():
+    module = build_loss("density_adaptivity", num_classes=3, base="contrastive")
+    for bad in (torch.tensor([1.0, float("nan"), 1.0]), torch.zeros(3), torch.tensor([1.0, -1.0, 2.0])):
+        with pytest.raises(ValueError, match="D0"):
+            module.set_d0(bad)

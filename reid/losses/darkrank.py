@@ -44,6 +44,12 @@ def darkrank_loss(student: torch.Tensor, teacher: torch.Tensor, mode: str = "sof
                   beta: float = 3.0, list_length: Optional[int] = None, anchors: str = "all",
                   num_samples: int = 64, generator: Optional[torch.Generator] = None,
                   variant: str = "paper") -> torch.Tensor:
+    """DarkRank distillation loss between student (B, Ds) and teacher (B, Dt) embeddings (see module docstring).
+
+    mode: "soft" (exact KL of eq. 5, list_length <= 8), "hard" (ListMLE of eq. 5) or "mc" (sampled KL with
+    `num_samples` teacher permutations drawn with `generator`). anchors: "all" | "half" | "one". The teacher gets
+    no gradient.
+    """
     if student.shape[0] != teacher.shape[0]:
         raise ValueError(f"darkrank: student batch {student.shape[0]} != teacher batch {teacher.shape[0]}")
     if mode not in ("soft", "hard", "mc") or anchors not in ("all", "half", "one") or variant not in ("paper", "code"):

@@ -57,6 +57,8 @@ def compute_class_densities(features: torch.Tensor, labels: torch.Tensor, num_cl
 
 @LOSSES.register("density_adaptivity")
 class DensityAdaptivityLoss(ReIDLoss):
+    """base metric loss (contrastive / triplet / npair, built from LOSSES with base_params) + lam * L_DA (eq. 8)."""
+
     def __init__(self, num_classes: int, base: str = "contrastive", base_params: Optional[Mapping[str, Any]] = None,
                  lam: float = 10.0, eta: float = 0.5, alpha_init: float = 0.5) -> None:
         super().__init__()
@@ -68,9 +70,13 @@ class DensityAdaptivityLoss(ReIDLoss):
         self.lam, self.eta = float(lam), float(eta)
 
     def set_d0(self, d0: torch.Tensor) -> None:
+        """Store the original class densities D0 (num_classes,), divided by their mean."""
         if d0.shape != self.d0.shape:
             raise ValueError(f"density_adaptivity: D0 has shape {tuple(d0.shape)}, expected {tuple(self.d0.shape)}")
-        self.d0.copy_(d0 / d0.mean())
+        if not torch.isfinite(d0).all() or (d0 < 0).any() or d0.sum() <= 0:
+            raise ValueError("density_adaptivity: D0 must be finite, non-negative and not all zero (per-class mean "
+                             "squared distance to the class centre, from compute_class_densities)")
+        self.d0.copy_((d0 / d0.mean()).to(self.d0))
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
         if torch.isnan(self.d0).any():

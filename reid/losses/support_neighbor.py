@@ -21,6 +21,8 @@ from .registry import LOSSES
 def support_neighbor_loss(embeddings: torch.Tensor, labels: torch.Tensor, k: int = 10, sigma: float = 50.0,
                           lambda_squeeze: float = 0.1, distance: str = "euclidean",
                           fallback: str = "nearest_positive", squeeze: str = "paper") -> torch.Tensor:
+    """Mean over anchors of separation (eqs. 3/4) + lambda_squeeze * squeeze (eq. 5) within each anchor's k nearest
+    other samples; see the module docstring for the options."""
     if distance not in ("euclidean", "squared") or fallback not in ("nearest_positive", "none") \
             or squeeze not in ("paper", "code"):
         raise ValueError(f"support_neighbor: bad option distance={distance!r}, fallback={fallback!r}, "
