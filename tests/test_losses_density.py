@@ -98,3 +98,15 @@ def test_set_d0_rejects_bad_values():
     for bad in (torch.tensor([1.0, float("nan"), 1.0]), torch.zeros(3), torch.tensor([1.0, -1.0, 2.0])):
         with pytest.raises(ValueError, match="D0"):
             module.set_d0(bad)
+
+
+@pytest.mark.parametrize("base", ["contrastive", "triplet", "npair"])
+def test_every_base_runs_with_gradient(base):
+    g = torch.Generator().manual_seed(4)
+    x = torch.nn.functional.normalize(torch.randn(8, 4, generator=g), dim=1).requires_grad_(True)
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    module = build_loss("density_adaptivity", num_classes=4, base=base)
+    module.set_d0(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    loss = module(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and x.grad.abs().sum() > 0

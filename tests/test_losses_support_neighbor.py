@@ -97,3 +97,14 @@ def test_large_sigma_duplicates_and_bf16_finite():
 def test_bad_option_is_rejected():
     with pytest.raises(ValueError, match="distance"):
         build_loss("support_neighbor", distance="cosine")
+
+
+def test_code_squeeze_is_nearest_positive_distance():
+    x, y = _batch()
+    paper = support_neighbor_loss(x, y, k=3, sigma=5.0, lambda_squeeze=0.0)
+    code = support_neighbor_loss(x, y, k=3, sigma=5.0, lambda_squeeze=0.1, squeeze="code")
+    nearest_pos = []
+    for i in range(len(x)):
+        nearest_pos.append(min(float(torch.linalg.norm(x[i] - x[j])) for j in range(len(x))
+                               if j != i and y[j] == y[i]))
+    assert abs(code.item() - paper.item() - 0.1 * sum(nearest_pos) / len(x)) < 1e-10
