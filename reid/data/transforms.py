@@ -30,10 +30,13 @@ def resolve(cfg: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     return {**DEFAULTS, **cfg}
 
 
-def build_transforms(cfg: Optional[Mapping[str, Any]] = None, train: bool = True) -> A.Compose:
+def build_transforms(cfg: Optional[Mapping[str, Any]] = None, train: bool = True,
+                     seed: Optional[int] = None) -> A.Compose:
     """Train: resize, pad + random crop (or random resized crop), flip, jitter, erasing; test: resize only.
 
-    Both end with ImageNet normalisation and a float32 CHW tensor.
+    Both end with ImageNet normalisation and a float32 CHW tensor. `seed` fixes the pipeline's own RNG
+    (albumentations ignores the global numpy/random seeds). Random erasing follows Zhong et al., "Random
+    Erasing Data Augmentation" (AAAI 2020): one rectangle of 2-40% of the area per side range below.
     """
     c = resolve(cfg)
     h, w = int(c["height"]), int(c["width"])
@@ -59,4 +62,4 @@ def build_transforms(cfg: Optional[Mapping[str, Any]] = None, train: bool = True
         ops.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.2, 0.6),
                                    hole_width_range=(0.2, 0.6), fill="random_uniform", p=float(c["random_erasing"])))
     ops.append(ToTensorV2())
-    return A.Compose(ops)
+    return A.Compose(ops, seed=seed)
