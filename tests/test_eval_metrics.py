@@ -202,3 +202,16 @@ def test_bad_input(case, match):
         qp = [9, 9, 9, 9]
     with pytest.raises(ValueError, match=match):
         evaluate(qf, gf, qp, gp, qc, gc)
+
+
+def test_multi_query_pooling_matches_naive():
+    from reid.engine.evaluator import pool_groups
+
+    feats = torch.randn(7, 3)
+    groups = [[0, 2], [1], [3, 4, 6]]
+    for mode in ("mean", "max"):
+        got = pool_groups(feats, groups, mode)
+        for row, g in zip(got, groups):
+            block = feats[g]
+            pooled = block.mean(0) if mode == "mean" else torch.stack([block[:, c].max() for c in range(3)])
+            torch.testing.assert_close(row, pooled / pooled.norm())

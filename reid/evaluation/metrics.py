@@ -123,7 +123,9 @@ def count_ranks(q_pids: np.ndarray, g_pids: np.ndarray, q_camids: Optional[np.nd
             # a negative at distance d precedes exactly the true matches farther than d
             after = torch.searchsorted(dpos_t, block, right=True)
             hist.scatter_add_(1, after, valid_neg.to(torch.int64))
-            tied = (torch.searchsorted(dpos_t, block, right=False) != after) & valid_neg
+            # a tie: the true match just before the gap has exactly this distance (no second binary search)
+            below = torch.gather(dpos_t, 1, (after - 1).clamp_min(0))
+            tied = (after > 0) & (below == block) & valid_neg
             if tied.any():  # equal distances: gallery order decides (vectorised over all tied pairs)
                 rows, cols = tied.nonzero(as_tuple=True)
                 values = block[rows, cols][:, None]
