@@ -1,7 +1,6 @@
-"""P x K sampler invariants, augmentation pipelines, image reading and loaders, own-data adapters."""
+"""Augmentation pipelines, image reading and loaders, own-data adapters (the sampler: test_data_sampler.py)."""
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from reid.data import (ImageDataset, ImageReadError, PKSampler, build_dataset, build_test_loader,
+from reid.data import (ImageDataset, ImageReadError, build_dataset, build_test_loader,
                        build_train_loader, build_transforms, read_image)
 
 
@@ -20,45 +19,6 @@ class S:
     pid: int
     camid: int = 0
     extras: dict = field(default_factory=dict)
-
-
-PIDS = [i // 5 for i in range(50)] + [10, 11, 11] + [-1, -1]  # ids 0..9 x5, id 10 x1, id 11 x2, junk
-
-
-def test_pk_batches_have_p_ids_with_k_images_each():
-    sampler = PKSampler(PIDS, p=4, k=3, seed=1)
-    assert len(sampler) == 12 // 4
-    for batch in sampler:
-        assert len(batch) == 12
-        ids = [PIDS[i] for i in batch]
-        counts = Counter(ids)
-        assert len(counts) == 4 and set(counts.values()) == {3} and -1 not in counts
-
-
-def test_pk_determinism_epochs_and_state():
-    a, b = PKSampler(PIDS, 4, 2, seed=3), PKSampler(PIDS, 4, 2, seed=3)
-    assert list(a) == list(b)
-    first = list(a)
-    a.set_epoch(1)
-    assert list(a) != first
-    c = PKSampler(PIDS, 4, 2, seed=0)
-    c.load_state_dict(a.state_dict())
-    assert list(c) == list(a)
-
-
-def test_pk_shards_ids_across_ranks():
-    ranks = [PKSampler(PIDS, 2, 2, seed=0, rank=r, world_size=2) for r in range(2)]
-    batches = [list(s) for s in ranks]
-    assert len(batches[0]) == len(batches[1]) == len(ranks[0])
-    ids = [{PIDS[i] for b in bs for i in b} for bs in batches]
-    assert ids[0].isdisjoint(ids[1])
-
-
-def test_pk_errors():
-    with pytest.raises(ValueError, match="P=20 identities per batch but only 12"):
-        PKSampler(PIDS, 20, 2)
-    with pytest.raises(ValueError, match="p and k must be >= 1"):
-        PKSampler(PIDS, 0, 2)
 
 
 @pytest.mark.parametrize("cfg", [{"height": 32, "width": 16}, {"height": 32, "width": 16, "pad": 0,

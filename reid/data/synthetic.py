@@ -12,9 +12,6 @@ dataset is written into a temporary folder that is renamed into place only when 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
@@ -22,7 +19,8 @@ from typing import Dict, List, Tuple, Union
 import cv2
 import numpy as np
 
-MARKER = ".complete"
+from .atomic import building_folder, is_complete
+
 JPEG_QUALITY = 92
 
 # Small palettes (RGB) so that people share attributes.
@@ -215,10 +213,6 @@ def dataset_folder(root: Union[str, Path], num_ids: int, num_cams: int, seed: in
     return Path(root) / f"Market-1501-synthetic-{num_ids}ids-{num_cams}cams-seed{seed}"
 
 
-def is_complete(folder: Path) -> bool:
-    return (folder / MARKER).is_file()
-
-
 def generate(root: Union[str, Path] = "datasets", num_ids: int = 300, num_cams: int = 6, seed: int = 0,
              images_per_id_cam: int = 4, height: int = 128, width: int = 64, junk_per_cam: int = 10,
              background_per_cam: int = 10) -> Path:
@@ -228,19 +222,10 @@ def generate(root: Union[str, Path] = "datasets", num_ids: int = 300, num_cams: 
     final = dataset_folder(root, num_ids, num_cams, seed)
     if is_complete(final):
         return final
-    Path(root).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
-    try:
+    params = dict(num_ids=num_ids, num_cams=num_cams, seed=seed, images_per_id_cam=images_per_id_cam,
+                  height=height, width=width)
+    with building_folder(final, json.dumps(params)) as tmp:
         _write(tmp, num_ids, num_cams, seed, images_per_id_cam, height, width, junk_per_cam, background_per_cam)
-        params = dict(num_ids=num_ids, num_cams=num_cams, seed=seed, images_per_id_cam=images_per_id_cam,
-                      height=height, width=width)
-        (tmp / MARKER).write_text(json.dumps(params))
-        if final.exists():  # an incomplete leftover from an interrupted run: never trusted
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

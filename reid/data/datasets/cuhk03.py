@@ -8,15 +8,13 @@ evaluation) and "new" (767 / 700 ids from `cuhk03_new_protocol_config_{labeled,d
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
 import cv2
 import numpy as np
 
+from ..atomic import building_folder, is_complete
 from . import DATASETS
 from .base import DatasetError, ReIDDataset, Sample
 
@@ -35,34 +33,25 @@ def extract_images(mat_path: Path, labeled: bool) -> Path:
     """Write every image of the chosen set as PNG once; returns the cache folder."""
     kind = "labeled" if labeled else "detected"
     final = mat_path.parent / f"images_{kind}"
-    if (final / ".complete").is_file():
+    if is_complete(final):
         return final
     import h5py
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".images_{kind}.tmp-", dir=mat_path.parent))
-    try:
-        with h5py.File(mat_path, "r") as mat:
-            if kind not in mat:
-                raise DatasetError(f"{mat_path}: key '{kind}' missing (keys: {', '.join(mat.keys())})")
-            pairs = mat[kind][0]
-            for pair_index, pair_ref in enumerate(pairs, 1):
-                cells = mat[pair_ref][:]  # (10, num_ids) references
-                for pid in range(cells.shape[1]):
-                    for img_index in range(10):
-                        data = mat[cells[img_index, pid]][:]
-                        if data.size == 0 or data.ndim < 3:
-                            continue  # missing images are stored as empty cells
-                        rgb = data.transpose(2, 1, 0)
-                        view = 1 if img_index < 5 else 2
-                        name = f"{pair_index}_{pid + 1:03d}_{view}_{img_index + 1:02d}.png"
-                        cv2.imwrite(str(tmp / name), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
-        (tmp / ".complete").write_text("ok")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with building_folder(final) as tmp, h5py.File(mat_path, "r") as mat:
+        if kind not in mat:
+            raise DatasetError(f"{mat_path}: key '{kind}' missing (keys: {', '.join(mat.keys())})")
+        pairs = mat[kind][0]
+        for pair_index, pair_ref in enumerate(pairs, 1):
+            cells = mat[pair_ref][:]  # (10, num_ids) references
+            for pid in range(cells.shape[1]):
+                for img_index in range(10):
+                    data = mat[cells[img_index, pid]][:]
+                    if data.size == 0 or data.ndim < 3:
+                        continue  # missing images are stored as empty cells
+                    rgb = data.transpose(2, 1, 0)
+                    view = 1 if img_index < 5 else 2
+                    name = f"{pair_index}_{pid + 1:03d}_{view}_{img_index + 1:02d}.png"
+                    cv2.imwrite(str(tmp / name), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
     return final
 
 
