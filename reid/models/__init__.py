@@ -1,9 +1,11 @@
-"""Models: backbones (registry), heads (pooling, embedding, BN neck, classifiers, HORDE), the re-ID model."""
+"""Models: backbones (registry), heads (pooling, BN neck, classifiers), the HORDE branch and the re-ID model."""
 from .backbones import BACKBONES, build_backbone
-from .horde import HordeHead, horde_moments
-from .large_margin import LargeMarginClassifier, large_margin_logits
+from .heads import BNNeck, GeM, GlobalPool, LargeMarginClassifier, build_classifier, build_pooling
+from .horde import HighOrderPCA, HordeHead, horde_moments
 from .mlp import HRAMLEncoder
 from .model import ReIDModel, build_model
+from .weights import WeightsError, load_pretrained
 
-__all__ = ["BACKBONES", "build_backbone", "HordeHead", "horde_moments", "LargeMarginClassifier",
-           "large_margin_logits", "HRAMLEncoder", "ReIDModel", "build_model"]
+__all__ = ["BACKBONES", "build_backbone", "BNNeck", "GeM", "GlobalPool", "LargeMarginClassifier",
+           "build_classifier", "build_pooling", "HighOrderPCA", "HordeHead", "horde_moments",
+           "HRAMLEncoder", "ReIDModel", "build_model", "WeightsError", "load_pretrained"]

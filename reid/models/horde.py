@@ -1,48 +1,83 @@
-"""HORDE high-order regularizer branch (Jacob et al., ICCV 2019).
+"""HORDE high-order regularizer branch (Jacob, Picard, Histace & Klein, "Metric Learning With HORDE: High-Order
+Regularizer for Deep Embeddings", ICCV 2019).
 
-On the backbone feature map x (B, c, h, w): phi_2 = (W_1^T x) * (W_2^T x) per spatial position and
-phi_k = phi_{k-1} * (W_k^T x) (the cascade of eq. 6), W_k 1x1 projections c -> d without bias (trainable as in the
-released code, or frozen Random Maclaurin +-1 entries); the spatial mean is taken AFTER the products (the
-empirical moment, eq. 8); each order then has a linear embedding (no bias) and L2 normalisation.
+On the backbone feature map x (B, c, h, w): phi_2 = (W_1^T x) * (W_2^T x) at every spatial position and
+phi_k = phi_{k-1} * (W_k^T x) (the cascaded approximation of eq. 6), W_k 1x1 projections c -> d without bias, either
+trainable (the released code) or frozen Random Maclaurin projections with +-1 entries (Kar & Karnick 2012); the
+spatial mean is taken AFTER the products (the empirical high-order moment, eq. 8). Each order k = 2..K then has its
+own linear embedding (no bias) and L2 normalisation; the same metric loss is applied to every order.
+At test time order 1 alone is used, or optionally all orders concatenated and compressed by PCA (`HighOrderPCA`).
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+HORDE_KEYS = ("orders", "projection_dim", "embedding_dim", "trainable")
+
 
 def horde_moments(feature_map: torch.Tensor, projections: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """Moments of orders 2..K (K = len(projections)): a list of (B, d) tensors."""
+    """High-order moments of orders 2..K with K = len(projections), each (B, d).
+
+    feature_map: (B, c, h, w); projections: K tensors (d, c), W_k^T x being `projections[k] @ x` per position.
+    Only the running product is kept, so memory stays at two (B, d, h, w) maps besides what autograd saves.
+    """
+    if feature_map.dim() != 4:
+        raise ValueError(f"horde_moments: feature_map must be (B, c, h, w), got shape {tuple(feature_map.shape)}")
     if len(projections) < 2:
-        raise ValueError(f"HORDE needs at least 2 projections, got {len(projections)}")
-    projected = [torch.einsum("bchw,dc->bdhw", feature_map, w) for w in projections]
-    out, phi = [], projected[0]
-    for p in projected[1:]:
-        phi = phi * p
-        out.append(phi.mean(dim=(2, 3)))
-    return out
+        raise ValueError(f"horde_moments: needs at least 2 projections (order 2), got {len(projections)}")
+    c = feature_map.shape[1]
+    d = projections[0].shape[0]
+    for i, w in enumerate(projections):
+        if w.dim() != 2 or w.shape != (d, c):
+            raise ValueError(f"horde_moments: projection {i} must be ({d}, {c}) (proj_dim, feature channels), "
+                             f"got {tuple(w.shape)}")
+
+    def project(w: torch.Tensor) -> torch.Tensor:  # a 1x1 convolution without bias
+        return F.conv2d(feature_map, w.to(feature_map.dtype)[:, :, None, None])
+
+    moments, phi = [], project(projections[0])
+    for w in projections[1:]:
+        phi = phi * project(w)
+        moments.append(phi.mean(dim=(2, 3)))
+    return moments
 
 
 class HordeHead(nn.Module):
+    """The HORDE branch: K projections, K-1 per-order embeddings; forward returns K-1 normalised (B, e) tensors.
+
+    orders = K (default 5: orders 2..5), projection_dim = d (default 8192), embedding_dim = e (default 512),
+    trainable: learnable projections (initialised N(0, 1/c)) or frozen Random Maclaurin +-1 entries."""
+
     def __init__(self, in_channels: int, orders: int = 5, projection_dim: int = 8192, embedding_dim: int = 512,
                  trainable: bool = True) -> None:
         super().__init__()
-        if orders < 2:
-            raise ValueError(f"horde.orders must be >= 2, got {orders}")
+        for key, value, low in (("orders", orders, 2), ("projection_dim", projection_dim, 1),
+                                ("embedding_dim", embedding_dim, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"model.horde.{key}: expected an integer >= {low}, got {value!r}")
         weights = []
         for _ in range(orders):
             if trainable:
                 w = nn.Parameter(torch.randn(projection_dim, in_channels) / in_channels ** 0.5)
-            else:  # Random Maclaurin: fixed +-1 entries
+            else:  # Random Maclaurin: fixed Rademacher entries, never updated
                 w = nn.Parameter(torch.randint(0, 2, (projection_dim, in_channels)).float() * 2 - 1,
                                  requires_grad=False)
             weights.append(w)
         self.projections = nn.ParameterList(weights)
         self.embeddings = nn.ModuleList(nn.Linear(projection_dim, embedding_dim, bias=False)
                                         for _ in range(orders - 1))
+        self.embedding_dim = embedding_dim
+
+    @classmethod
+    def from_config(cls, in_channels: int, cfg: Mapping[str, Any]) -> "HordeHead":
+        unknown = sorted(set(cfg) - set(HORDE_KEYS))
+        if unknown:
+            raise ValueError(f"model.horde: unknown key(s) {', '.join(unknown)}; valid: {', '.join(HORDE_KEYS)}")
+        return cls(in_channels, **dict(cfg))
 
     def forward(self, feature_map: torch.Tensor) -> List[torch.Tensor]:
         moments = horde_moments(feature_map, list(self.projections))
@@ -50,14 +85,21 @@ class HordeHead(nn.Module):
 
 
 class HighOrderPCA:
-    """Test-time compression of the concatenated order embeddings to `dim` by PCA fitted on training features."""
+    """Test-time compression of concatenated order embeddings to `dim` by PCA fitted on training features.
+
+    fit(features (N, D)) stores the mean and the top `dim` right singular vectors of the centred data (float64 SVD);
+    transform(features) projects and L2-normalises."""
 
     def __init__(self, dim: int) -> None:
+        if int(dim) < 1:
+            raise ValueError(f"HighOrderPCA: dim must be >= 1, got {dim}")
         self.dim = int(dim)
-        self.mean: torch.Tensor | None = None
-        self.components: torch.Tensor | None = None
+        self.mean: Optional[torch.Tensor] = None
+        self.components: Optional[torch.Tensor] = None
 
     def fit(self, features: torch.Tensor) -> "HighOrderPCA":
+        if features.dim() != 2:
+            raise ValueError(f"HighOrderPCA.fit: features must be (N, D), got shape {tuple(features.shape)}")
         if self.dim > min(features.shape):
             raise ValueError(f"HighOrderPCA: dim {self.dim} exceeds min(n, d) of features {tuple(features.shape)}")
         x = features.double()
@@ -67,7 +109,10 @@ class HighOrderPCA:
         return self
 
     def transform(self, features: torch.Tensor) -> torch.Tensor:
-        if self.components is None:
+        if self.components is None or self.mean is None:
             raise RuntimeError("HighOrderPCA: call fit() on training features first")
-        out = (features.double() - self.mean) @ self.components.T
+        if features.dim() != 2 or features.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"HighOrderPCA.transform: expected (N, {self.mean.shape[0]}) features, "
+                             f"got {tuple(features.shape)}")
+        out = (features.double() - self.mean.to(features.device)) @ self.components.to(features.device).T
         return F.normalize(out.to(features.dtype), dim=1)

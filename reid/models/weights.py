@@ -1,11 +1,20 @@
-"""Pretrained weights: torchvision's ImageNet weights API, or a local state-dict file."""
+"""Pretrained backbone weights: torchvision's ImageNet weights API, or a local state-dict file.
+
+`pretrained` is 'none', 'imagenet' (torchvision backbones only; needs the network or torch.hub's cache) or the path
+of a state dict. Local files are read with `torch.load(weights_only=True)` (no pickled code runs); wrapper prefixes
+('module.' from DataParallel/DDP, 'backbone.', 'model.') are stripped and classifier weights (fc., last_linear.,
+classifier., aux logits) dropped, then the rest is loaded with strict=False and missing/unexpected keys are reported.
+"""
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, NamedTuple, Optional
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 TORCHVISION_WEIGHTS = {
     "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
@@ -16,54 +25,98 @@ TORCHVISION_WEIGHTS = {
     "inception_v3": "Inception_V3_Weights.IMAGENET1K_V1",
 }
 PREFIXES = ("module.", "backbone.", "model.")
-HEAD_KEYS = ("fc.", "last_linear.", "classifier.", "aux_logits", "AuxLogits.")
+HEAD_KEYS = ("fc.", "last_linear.", "classifier.", "aux_logits", "AuxLogits.", "aux1.", "aux2.")
 
 
 class WeightsError(RuntimeError):
-    """Pretrained weights that cannot be obtained or do not fit."""
+    """Pretrained weights that cannot be obtained or do not fit the backbone."""
+
+
+class LoadReport(NamedTuple):
+    source: str
+    loaded: int
+    missing_keys: List[str]
+    unexpected_keys: List[str]
 
 
 def _download(name: str) -> Dict[str, torch.Tensor]:
+    """torchvision's ImageNet state dict for backbone `name` (torch.hub cache, else a download)."""
     import torchvision
 
     return torchvision.models.get_weight(TORCHVISION_WEIGHTS[name]).get_state_dict(progress=True)
 
 
-def load_pretrained(model: torch.nn.Module, name: str, pretrained: str) -> None:
+def _read_file(path: Path) -> Dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise WeightsError(f"model.pretrained: file {path} not found (expected 'none', 'imagenet' or the path of "
+                           "a state dict)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors have no common base class
+        raise WeightsError(f"model.pretrained: {path} is not a loadable state dict ({exc})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
+        state = state["state_dict"]
+    elif isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"model.pretrained: {path} does not hold a state dict (a mapping of names to tensors)")
+    return state
+
+
+def clean_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Strip wrapper prefixes and drop classifier entries."""
+    cleaned = {}
+    for key, value in state.items():
+        stripped = True
+        while stripped:  # e.g. 'module.backbone.' from a DDP-wrapped re-ID model
+            stripped = False
+            for prefix in PREFIXES:
+                if key.startswith(prefix):
+                    key, stripped = key[len(prefix):], True
+        if not key.startswith(HEAD_KEYS):
+            cleaned[key] = value
+    return cleaned
+
+
+def load_pretrained(model: torch.nn.Module, name: str, pretrained: Optional[str]) -> Optional[LoadReport]:
+    """Load `pretrained` ('none' | 'imagenet' | path) into backbone `model` (registered as `name`).
+
+    Returns a LoadReport (None for 'none'); missing/unexpected keys are logged and warned about; shape mismatches
+    and unobtainable weights raise WeightsError."""
     if pretrained in (None, "none", False):
-        return
+        return None
     if pretrained == "imagenet":
         if name not in TORCHVISION_WEIGHTS:
-            raise WeightsError(f"no ImageNet weights are distributed for backbone '{name}' through torchvision; "
-                               "pass the path of a converted state dict as model.pretrained, or 'none'")
+            raise WeightsError(f"no ImageNet weights are distributed for backbone '{name}' through torchvision "
+                               f"(available for {', '.join(TORCHVISION_WEIGHTS)}); pass the path of a converted "
+                               "state dict as model.pretrained, or 'none'")
         try:
             state = _download(name)
-        except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+        except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError
             raise WeightsError(f"could not download ImageNet weights for '{name}' ({exc}); on an offline machine "
                                "place the .pth file locally and pass its path as model.pretrained, or use 'none'"
                                ) from None
         source = f"torchvision {TORCHVISION_WEIGHTS[name]}"
     else:
-        path = Path(pretrained)
-        if not path.is_file():
-            raise WeightsError(f"model.pretrained: file {path} not found (expected 'none', 'imagenet' or a path)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+        path = Path(str(pretrained)).expanduser()
+        state = _read_file(path)
         source = str(path)
-    cleaned = {}
-    for key, value in state.items():
-        for prefix in PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        if not key.startswith(HEAD_KEYS):
-            cleaned[key] = value
+    cleaned = clean_state_dict(state)
     own = model.state_dict()
-    shape_mismatch = [k for k, v in cleaned.items() if k in own and own[k].shape != v.shape]
-    if shape_mismatch:
-        raise WeightsError(f"{source}: shapes differ for {', '.join(shape_mismatch[:5])}")
+    mismatch = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in cleaned.items()
+                if k in own and own[k].shape != v.shape]
+    if mismatch:
+        raise WeightsError(f"{source}: tensor shapes differ from backbone '{name}' for {', '.join(mismatch[:5])}"
+                           + (f" and {len(mismatch) - 5} more" if len(mismatch) > 5 else ""))
     result = model.load_state_dict(cleaned, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        warnings.warn(f"pretrained weights {source}: {len(result.missing_keys)} missing keys "
-                      f"({', '.join(result.missing_keys[:5])}), {len(result.unexpected_keys)} unexpected keys "
-                      f"({', '.join(result.unexpected_keys[:5])})")
+    report = LoadReport(source, len(cleaned) - len(result.unexpected_keys), list(result.missing_keys),
+                        list(result.unexpected_keys))
+    if report.missing_keys or report.unexpected_keys:
+        message = (f"pretrained weights {source} for '{name}': {len(report.missing_keys)} missing keys "
+                   f"({', '.join(report.missing_keys[:5])}), {len(report.unexpected_keys)} unexpected keys "
+                   f"({', '.join(report.unexpected_keys[:5])})")
+        logger.warning(message)
+        warnings.warn(message)
+    else:
+        logger.info("loaded %d tensors from %s into '%s'", report.loaded, source, name)
+    return report

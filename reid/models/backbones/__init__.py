@@ -1,4 +1,8 @@
-"""Backbones: each returns its last feature map (B, C, h, w) and reports `out_channels`."""
+"""Backbones: `forward(x)` returns the last feature map (B, C, h, w) and `out_channels` is C.
+
+Every backbone takes `last_stride` (1 or 2), the stride of its last down-sampling stage: re-ID commonly uses 1,
+which doubles the final map (Sun et al., PCB, ECCV 2018; Luo et al., Bag of Tricks, 2019).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -11,8 +15,11 @@ BACKBONES = Registry("backbone")
 
 
 def build_backbone(name: str, pretrained: str = "none", **kwargs: Any) -> torch.nn.Module:
+    """Build backbone `name` (see `BACKBONES.names()`); `pretrained` is 'none', 'imagenet' or a state-dict path."""
     from ..weights import load_pretrained
 
+    if "last_stride" in kwargs and kwargs["last_stride"] not in (1, 2):
+        raise ValueError(f"backbone '{name}': last_stride must be 1 or 2, got {kwargs['last_stride']!r}")
     model = BACKBONES.build(name, **kwargs)
     load_pretrained(model, name, pretrained)
     return model

@@ -14,14 +14,17 @@ from . import BACKBONES
 
 
 def _mlpconv(cin: int, cout: int, k: int, stride: int) -> nn.Sequential:
-    layers = []
-    for i, (a, b, kk, s) in enumerate([(cin, cout, k, stride), (cout, cout, 1, 1), (cout, cout, 1, 1)]):
+    """An mlpconv block: a k x k convolution then two 1x1 convolutions ("micro network"), each conv -> BN -> ReLU."""
+    layers: list = []
+    for a, b, kk, s in [(cin, cout, k, stride), (cout, cout, 1, 1), (cout, cout, 1, 1)]:
         layers += [nn.Conv2d(a, b, kk, s, kk // 2, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
 @BACKBONES.register("nin_bn")
 class NINBN(nn.Module):
+    """NIN-BN feature extractor (1024 channels; stride 32, or 16 with last_stride=1 which drops the third pool)."""
+
     def __init__(self, last_stride: int = 2) -> None:
         super().__init__()
         self.block1 = _mlpconv(3, 96, 7, 4)

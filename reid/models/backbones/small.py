@@ -1,5 +1,11 @@
-"""A small residual CNN (~1.2M parameters) for CPU training: the embedded default's backbone and the tests'."""
+"""A small residual CNN (about 1.2M parameters) for CPU training: the synthetic default's backbone and the tests'.
+
+A 3x3/2 stem then four stages of one residual basic block each (He et al., CVPR 2016), widths 32-64-128-256 and
+strides 1-2-2-last_stride: a 128x64 input gives an 8x4 map (16x8 with last_stride=1), 256 channels.
+"""
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -13,6 +19,8 @@ def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
 
 
 class BasicBlock(nn.Module):
+    """relu(BN(conv(relu(BN(conv(x))))) + shortcut(x)), a 1x1 projection shortcut when the shape changes."""
+
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.conv1 = conv_bn(cin, cout, 3, stride)
@@ -26,7 +34,9 @@ class BasicBlock(nn.Module):
 
 @BACKBONES.register("small")
 class SmallNet(nn.Module):
-    def __init__(self, widths=(32, 64, 128, 256), last_stride: int = 2) -> None:
+    """The small CPU backbone (registered as 'small')."""
+
+    def __init__(self, widths: Sequence[int] = (32, 64, 128, 256), last_stride: int = 2) -> None:
         super().__init__()
         self.stem = conv_bn(3, widths[0], 3, 2)
         strides = (1, 2, 2, last_stride)
