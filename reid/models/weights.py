@@ -109,8 +109,10 @@ def load_pretrained(model: torch.nn.Module, name: str, pretrained: Optional[str]
         raise WeightsError(f"{source}: tensor shapes differ from backbone '{name}' for {', '.join(mismatch[:5])}"
                            + (f" and {len(mismatch) - 5} more" if len(mismatch) > 5 else ""))
     result = model.load_state_dict(cleaned, strict=False)
-    report = LoadReport(source, len(cleaned) - len(result.unexpected_keys), list(result.missing_keys),
-                        list(result.unexpected_keys))
+    # BatchNorm's step counters are absent from checkpoints converted before PyTorch 0.4 (e.g. the widely used
+    # BN-Inception one); they only matter for momentum=None, so they are not worth a warning
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    report = LoadReport(source, len(cleaned) - len(result.unexpected_keys), missing, list(result.unexpected_keys))
     if report.missing_keys or report.unexpected_keys:
         message = (f"pretrained weights {source} for '{name}': {len(report.missing_keys)} missing keys "
                    f"({', '.join(report.missing_keys[:5])}), {len(report.unexpected_keys)} unexpected keys "
