@@ -1,0 +1,138 @@
+"""HORDE branch (Jacob et al., ICCV 2019): the cascaded moments against explicit per-position products, their
+gradients, frozen Random Maclaurin projections, per-order embeddings, input checks and the test-time PCA."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from reid.models import HighOrderPCA, HordeHead, build_model, horde_moments
+
+
+def naive_moments(fmap: torch.Tensor, projections: list) -> list:
+    """Eq. 6/8 literally: at every position the product of the first k projections, then the spatial mean."""
+    b, c, h, w = fmap.shape
+    d = projections[0].shape[0]
+    out = []
+    for order in range(2, len(projections) + 1):
+        moment = torch.zeros(b, d, dtype=fmap.dtype)
+        for i in range(b):
+            total = torch.zeros(d, dtype=fmap.dtype)
+            for u in range(h):
+                for v in range(w):
+                    x = fmap[i, :, u, v]
+                    product = torch.ones(d, dtype=fmap.dtype)
+                    for k in range(order):
+                        product = product * (projections[k] @ x)
+                    total = total + product
+            moment[i] = total / (h * w)
+        out.append(moment)
+    return out
+
+
+def test_moments_equal_explicit_products():
+    g = torch.Generator().manual_seed(0)
+    fmap = torch.randn(2, 3, 3, 2, generator=g, dtype=torch.float64)
+    projections = [torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(4)]
+    got = horde_moments(fmap, projections)
+    assert len(got) == 3 and all(m.shape == (2, 4) for m in got)
+    for a, b in zip(got, naive_moments(fmap, projections)):
+        torch.testing.assert_close(a, b)
+
+
+def test_mean_is_taken_after_the_products():
+    """With two positions, the moment differs from the product of the averaged projections."""
+    fmap = torch.tensor([[[[1.0, -1.0]]]], dtype=torch.float64)  # (1, 1, 1, 2)
+    ones = torch.ones(1, 1, dtype=torch.float64)
+    (second,) = horde_moments(fmap, [ones, ones])
+    assert float(second) == 1.0  # mean(x^2) = 1, while mean(x)^2 = 0
+
+
+def test_moment_gradients_match_naive_loop():
+    g = torch.Generator().manual_seed(1)
+    fmap = torch.randn(2, 3, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    projections = [torch.randn(2, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    weights = [torch.randn(2, 2, generator=g, dtype=torch.float64) for _ in range(2)]
+
+    def loss(moments):
+        return sum((m * c).sum() for m, c in zip(moments, weights))
+
+    got = torch.autograd.grad(loss(horde_moments(fmap, projections)), [fmap, *projections])
+    expect = torch.autograd.grad(loss(naive_moments(fmap, projections)), [fmap, *projections])
+    for a, b in zip(got, expect):
+        torch.testing.assert_close(a, b)
+
+
+def test_frozen_random_maclaurin_projections_get_no_gradient_but_the_backbone_does():
+    model = build_model({"backbone": "small", "last_stride": 2,
+                         "horde": {"orders": 3, "projection_dim": 8, "embedding_dim": 4, "trainable": False}})
+    before = [p.detach().clone() for p in model.horde.projections]
+    out = model(torch.randn(2, 3, 64, 32))
+    sum(h.sum() for h in out["horde"]).backward()
+    for p, old in zip(model.horde.projections, before):
+        assert not p.requires_grad and p.grad is None
+        assert set(p.unique().tolist()) <= {-1.0, 1.0} and torch.equal(p, old)
+    assert model.horde.embeddings[0].weight.grad is not None
+    assert model.backbone.stem[0].weight.grad.abs().sum() > 0  # HORDE regularises the backbone
+    assert not any(p is q for p in model.horde.projections for q in model.parameters() if q.requires_grad)
+
+
+def test_trainable_projections_get_gradients():
+    head = HordeHead(6, orders=3, projection_dim=5, embedding_dim=3)
+    sum(h.sum() for h in head(torch.randn(2, 6, 3, 3))).backward()
+    assert all(p.requires_grad and p.grad is not None for p in head.projections)
+
+
+def test_head_outputs_normalised_per_order_embeddings():
+    g = torch.Generator().manual_seed(2)
+    head = HordeHead(6, orders=4, projection_dim=5, embedding_dim=3).double()
+    fmap = torch.randn(3, 6, 2, 3, generator=g, dtype=torch.float64)
+    out = head(fmap)
+    moments = naive_moments(fmap, [p.detach() for p in head.projections])
+    assert len(out) == 3 and len(head.embeddings) == 3
+    for k, (emb, moment) in enumerate(zip(out, moments)):
+        torch.testing.assert_close(emb, F.normalize(moment @ head.embeddings[k].weight.T, dim=1))
+        assert head.embeddings[k].bias is None
+
+
+def test_defaults_follow_the_paper():
+    head = HordeHead(4)
+    assert len(head.projections) == 5 and head.projections[0].shape == (8192, 4)  # orders 2..5, d = 8192
+    assert head.embeddings[0].weight.shape == (512, 8192)
+
+
+def test_input_errors():
+    with pytest.raises(ValueError, match="at least 2 projections"):
+        horde_moments(torch.randn(1, 3, 2, 2), [torch.randn(4, 3)])
+    with pytest.raises(ValueError, match=r"feature_map must be \(B, c, h, w\), got shape \(1, 3\)"):
+        horde_moments(torch.randn(1, 3), [torch.randn(4, 3)] * 2)
+    with pytest.raises(ValueError, match=r"projection 1 must be \(4, 3\).*got \(4, 5\)"):
+        horde_moments(torch.randn(1, 3, 2, 2), [torch.randn(4, 3), torch.randn(4, 5)])
+    with pytest.raises(ValueError, match="model.horde.projection_dim: expected an integer >= 1, got 0"):
+        HordeHead(3, projection_dim=0)
+
+
+def test_high_order_pca_matches_eigen_decomposition():
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(60, 6, generator=g) @ torch.randn(6, 6, generator=g)
+    pca = HighOrderPCA(3).fit(train)
+    test = torch.randn(5, 6, generator=g)
+    x = train.double()
+    cov = (x - x.mean(0)).T @ (x - x.mean(0))
+    _, vecs = torch.linalg.eigh(cov)
+    expect = F.normalize((test.double() - x.mean(0)) @ vecs[:, -3:].flip(1), dim=1)
+    got = pca.transform(test).double()
+    # each component is defined up to its sign
+    signs = torch.sign((got * expect).sum(0))
+    torch.testing.assert_close(got * signs, expect, atol=1e-5, rtol=1e-5)
+    assert pca.transform(test).dtype == torch.float32  # float64 SVD inside, the caller's dtype out
+
+
+def test_high_order_pca_errors():
+    with pytest.raises(RuntimeError, match="call fit"):
+        HighOrderPCA(2).transform(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="dim 10 exceeds"):
+        HighOrderPCA(10).fit(torch.randn(8, 6))
+    pca = HighOrderPCA(2).fit(torch.randn(8, 6))
+    with pytest.raises(ValueError, match=r"expected \(N, 6\) features, got \(3, 5\)"):
+        pca.transform(torch.randn(3, 5))
