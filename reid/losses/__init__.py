@@ -9,12 +9,13 @@ from .combined import CombinedLoss
 from .darkrank import darkrank_loss
 from .density import compute_class_densities, density_adaptivity_loss
 from .hraml import hraml_loss
+from .identity import large_margin_logits
 from .support_neighbor import support_neighbor_loss
 from ..models.horde import horde_moments
-from ..models.large_margin import large_margin_logits
 
 
 def build_loss(name: str, **params: Any) -> ReIDLoss:
+    """Build the registered loss `name` with its keyword parameters (unknown names list the known ones)."""
     return LOSSES.build(name, **params)
 
 

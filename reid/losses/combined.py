@@ -13,7 +13,14 @@ TERM_KEYS = {"name", "weight", "input", "teacher_input", "target"}
 
 
 class CombinedLoss(nn.Module):
-    """terms: [{name, weight=1, input?, teacher_input?, target="labels"|<batch key>, **loss params}]."""
+    """Weighted sum of registered losses.
+
+    terms: [{name, weight=1, input?, teacher_input?, target="labels"|<batch key>, **loss params}]. `input` overrides
+    the loss's `default_input` (the model output it reads), `teacher_input` its `default_teacher_input`; `target`
+    names a batch entry (e.g. "attributes" for HRAML) used instead of the identity labels. Repeated names get
+    display names "triplet", "triplet_1", ... Learnable loss state (density alpha_c, FitNet regressor) is
+    registered here, so `loss_parameters()` hands it to the optimiser.
+    """
 
     def __init__(self, terms: List[Mapping[str, Any]]) -> None:
         super().__init__()
@@ -34,14 +41,20 @@ class CombinedLoss(nn.Module):
                     valid = sorted(k for k in accepted if k != "self")
                     raise ValueError(f"loss.terms[{i}] ({term['name']}): unknown parameter(s) {', '.join(bad)}; "
                                      f"valid: {', '.join(valid) or 'none'}")
-            loss = cls(**params)
+            try:
+                loss = cls(**params)
+            except (TypeError, ValueError) as err:  # a bad value: say which term it belongs to
+                raise ValueError(f"loss.terms[{i}] ({term['name']}): {err}") from err
+            weight = term.get("weight", 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"loss.terms[{i}] ({term['name']}): weight must be a number, got {weight!r}")
             display = term["name"]
             n = 1
             while display in self.losses:
                 display = f"{term['name']}_{n}"
                 n += 1
             self.losses[display] = loss
-            self.specs.append({"display": display, "weight": float(term.get("weight", 1.0)),
+            self.specs.append({"display": display, "weight": float(weight),
                                "input": term.get("input", loss.default_input),
                                "teacher_input": term.get("teacher_input", loss.default_teacher_input),
                                "target": term.get("target", "labels"),
@@ -52,6 +65,7 @@ class CombinedLoss(nn.Module):
         return any(s["requires_teacher"] for s in self.specs)
 
     def loss_parameters(self) -> List[nn.Parameter]:
+        """Trainable parameters of the losses themselves (the engine gives them their own param group)."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def forward(self, outputs: Mapping[str, Any], labels: torch.Tensor,

@@ -1,10 +1,18 @@
-"""HRAML relationship-alignment metric learning (Gu).
+"""HRAML: relationship-alignment metric learning (Gu), the loss.
 
-J = 1/4 sum_{pairs} (D_ij^2 - g(y_i, y_j))^2 with D the Euclidean distance of L2-normalised outputs (so D^2 is in
-[0, 4]) and g = ||y_i - y_j||_1. Integer labels are one-hot (g in {0, 2}: orthogonal targets); attribute vectors
-(floats in [0, 1], d of them) are rescaled into [0, 4] by g * 4 / d. The paper sums over pairs drawn from each
-sample's nearest neighbours; we use every pair of the batch and, by default, their mean (`reduction="sum"` gives
-the paper's sum) so the loss scale does not depend on the batch size.
+The objective aligns squared embedding distances with label distances:
+    J = 1/4 sum_{pairs (i, j)} (D_ij^2 - g(y_i, y_j))^2,
+D_ij the Euclidean distance of the L2-normalised outputs (so D^2 = 2 - 2 cos is in [0, 4]) and g = ||y_i - y_j||_1.
+
+Targets:
+- integer identity labels (B,) are one-hot vectors, so g = 2 for different and 0 for equal identities: the optimum
+  places identities on orthogonal directions (D^2 = 2). Used as is, as the paper does.
+- attribute / multi-label vectors (B, d) with entries in [0, 1]: the L1 distance is at most d, so g is rescaled
+  into [0, 4] (the range of D^2) as g * 4 / d. For binary vectors this is 4 x the fraction of differing attributes.
+
+Differences from the paper: the paper sums over pairs drawn from each sample's nearest neighbours; here every pair
+(i < j) of the batch is used and, by default, the pair terms are averaged (`reduction="mean"`) so the loss scale and
+a good learning rate do not depend on the batch size; `reduction="sum"` is the paper's sum.
 """
 from __future__ import annotations
 
@@ -14,36 +22,51 @@ from torch.nn import functional as F
 from .base import ReIDLoss, pairwise_sq_dist, upcast
 from .registry import LOSSES
 
+_INT_TYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
 
 def hraml_targets(targets: torch.Tensor) -> torch.Tensor:
-    if targets.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8) and targets.ndim == 1:
+    """Pairwise target squared distances g (B, B): 2 * [y_i != y_j] for labels, 4 ||y_i - y_j||_1 / d for vectors."""
+    if targets.ndim == 1 and targets.dtype in _INT_TYPES:
         return 2.0 * (targets[:, None] != targets[None]).float()
+    if targets.ndim != 2:
+        raise ValueError(f"hraml: targets must be integer labels (B,) or attribute vectors (B, d), got shape "
+                         f"{tuple(targets.shape)} of {targets.dtype}")
     t = upcast(targets) if targets.is_floating_point() else targets.float()
-    if t.ndim != 2:
-        raise ValueError(f"hraml: targets must be integer labels (B,) or vectors (B, d), got shape {tuple(t.shape)}")
-    return torch.cdist(t, t, p=1) * 4.0 / t.shape[1]
+    if t.numel() and (float(t.min()) < 0 or float(t.max()) > 1):
+        raise ValueError(f"hraml: attribute vectors must lie in [0, 1] (rescaling assumes an L1 distance of at most "
+                         f"d), got values in [{float(t.min())}, {float(t.max())}]")
+    return torch.cdist(t, t, p=1) * (4.0 / t.shape[1])
 
 
 def hraml_loss(embeddings: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """J = 1/4 sum_{i<j} (||u_i - u_j||^2 - g_ij)^2 over L2-normalised embeddings u (mean over pairs by default)."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"hraml: reduction must be 'mean' or 'sum', got {reduction!r}")
+    if embeddings.ndim != 2:
+        raise ValueError(f"hraml: embeddings must have shape (B, d), got {tuple(embeddings.shape)}")
+    if len(targets) != len(embeddings):
+        raise ValueError(f"hraml: {len(targets)} targets for {len(embeddings)} embeddings")
     u = F.normalize(upcast(embeddings), dim=1)
     d2 = pairwise_sq_dist(u)
-    g = hraml_targets(targets)
+    g = hraml_targets(targets.to(u.device)).to(d2.dtype)
     iu = torch.triu_indices(len(u), len(u), 1, device=u.device)
     terms = 0.25 * (d2[iu[0], iu[1]] - g[iu[0], iu[1]]).pow(2)
-    if reduction == "mean":
-        return terms.mean()
-    if reduction == "sum":
-        return terms.sum()
-    raise ValueError(f"hraml: reduction must be mean or sum, got {reduction!r}")
+    if terms.numel() == 0:  # a single sample has no pair
+        return u.sum() * 0
+    return terms.mean() if reduction == "mean" else terms.sum()
 
 
 @LOSSES.register("hraml")
 class HRAMLLoss(ReIDLoss):
-    """`target: labels` (identities, default) or `target: attributes` (the batch's attribute vectors)."""
+    """`hraml_loss` on the model's normalised output; with `target: attributes` in a CombinedLoss term it aligns
+    with the batch's attribute vectors instead of the identity labels."""
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"hraml: reduction must be 'mean' or 'sum', got {reduction!r}")
         self.reduction = reduction
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher=None) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
         return hraml_loss(inputs, labels, self.reduction)
