@@ -1,4 +1,5 @@
-"""Metric and identity losses against naive loops; CombinedLoss routing, weights and errors."""
+"""Metric losses (triplet, contrastive, N-pair, binomial deviance, multi-similarity) against naive loops of the
+papers' equations, for value and gradient; float64 gradchecks; numerical stability."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from reid.losses import LOSSES, CombinedLoss, build_loss
+from reid.losses import build_loss
 
 
 def batch(p=3, k=3, d=4, seed=0):
@@ -24,7 +25,7 @@ def check(loss, ref, x, y):
     a, b = loss(x, y), ref(x, y)
     ga, = torch.autograd.grad(a, x)
     gb, = torch.autograd.grad(b, x)
-    assert float(a) == pytest.approx(float(b), rel=1e-9, abs=1e-12)
+    assert a.item() == pytest.approx(b.item(), rel=1e-9, abs=1e-12)
     torch.testing.assert_close(ga, gb)
 
 
@@ -46,7 +47,7 @@ def triplet_all_naive(x, y, margin):
             for q in range(n):
                 if p != a and y[p] == y[a] and y[q] != y[a]:
                     v = torch.clamp(dist(x[a], x[p]) - dist(x[a], x[q]) + margin, min=0)
-                    if float(v) > 1e-12:
+                    if v.item() > 1e-12:
                         vals.append(v)
     return sum(vals) / len(vals)
 
@@ -122,8 +123,8 @@ def test_multi_similarity():
         for i in range(len(u)):
             ps = [u[i] @ u[j] for j in range(len(u)) if j != i and y[j] == y[i]]
             ns = [u[i] @ u[j] for j in range(len(u)) if y[j] != y[i]]
-            keep_n = [s for s in ns if float(s) + eps > min(float(p) for p in ps)]
-            keep_p = [s for s in ps if float(s) - eps < max(float(n) for n in ns)]
+            keep_n = [s for s in ns if s.item() + eps > min(p.item() for p in ps)]
+            keep_p = [s for s in ps if s.item() - eps < max(n.item() for n in ns)]
             total = total + torch.log(1 + sum(torch.exp(-a * (s - lam)) for s in keep_p) + 0 * x.sum()) / a
             total = total + torch.log(1 + sum(torch.exp(b * (s - lam)) for s in keep_n) + 0 * x.sum()) / b
         return total / len(u)
@@ -131,62 +132,89 @@ def test_multi_similarity():
     check(build_loss("multi_similarity"), naive, x, y)
 
 
-def test_softmax_label_smoothing():
-    logits = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
-    y = torch.tensor([0, 3, 1, 1])
-    eps = 0.1
+def test_npair_uses_every_pair_of_a_pk_batch():
+    # P x K = 3 x 4 with shuffled order: tuples (1st, 2nd) and (3rd, 4th) image of each class; "first" keeps one.
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(12, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2, 2, 0, 1])
 
-    def naive(z, y):
-        total = 0
-        for i in range(4):
-            logp = torch.log_softmax(z[i], 0)
-            target = torch.full((5,), eps / 5, dtype=z.dtype)
-            target[y[i]] += 1 - eps
-            total = total - (target * logp).sum()
-        return total / 4
+    def naive(x, y, tuples):
+        anchors_total, count, a_sq, p_sq = 0, 0, [], []
+        members = {c: [i for i in range(len(y)) if y[i] == c] for c in sorted(set(y.tolist()))}
+        for t in range(tuples):
+            a = [x[m[2 * t]] for m in members.values()]
+            p = [x[m[2 * t + 1]] for m in members.values()]
+            for i in range(len(a)):
+                anchors_total = anchors_total + torch.log(
+                    1 + sum(torch.exp(a[i] @ p[j] - a[i] @ p[i]) for j in range(len(a)) if j != i))
+                count += 1
+                a_sq.append((a[i] ** 2).sum())
+                p_sq.append((p[i] ** 2).sum())
+        return anchors_total / count + 0.01 * (sum(a_sq) / len(a_sq) + sum(p_sq) / len(p_sq))
 
-    check(build_loss("softmax", label_smoothing=eps), naive, logits, y)
-
-
-def test_half_precision_inputs_are_finite():
-    x, y = batch(p=4, k=2, seed=6)
-    for name in ("triplet", "contrastive", "binomial_deviance", "multi_similarity", "support_neighbor", "hraml"):
-        loss = build_loss(name)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            value = loss(x.detach().bfloat16().requires_grad_(True), y)
-        assert torch.isfinite(value) and value.dtype == torch.float32, name
-
-
-def test_combined_routing_weights_and_names():
-    x, y = batch(p=2, k=2)
-    outputs = {"normalized": F.normalize(x, dim=1), "embedding": x, "logits": torch.randn(4, 2, dtype=torch.float64)}
-    combined = CombinedLoss([{"name": "triplet", "weight": 2.0}, {"name": "triplet", "input": "embedding"},
-                             {"name": "softmax", "weight": 0.5}])
-    total, terms = combined(outputs, y)
-    assert list(terms) == ["triplet", "triplet_1", "softmax"]
-    t = build_loss("triplet")
-    expect = 2 * t(outputs["normalized"], y) + t(x, y) + 0.5 * F.cross_entropy(outputs["logits"], y)
-    assert float(total) == pytest.approx(float(expect))
-    attrs = torch.rand(4, 3, dtype=torch.float64)
-    hr = CombinedLoss([{"name": "hraml", "target": "attributes"}])
-    value, _ = hr(outputs, y, batch={"attributes": attrs})
-    assert float(value) == pytest.approx(float(build_loss("hraml")(outputs["normalized"], attrs)))
+    check(build_loss("npair", l2_reg=0.01), lambda x, y: naive(x, y, 2), x, y)
+    check(build_loss("npair", l2_reg=0.01, pairs="first"), lambda x, y: naive(x, y, 1), x, y)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        build_loss("npair")(x[:3], torch.tensor([0, 1, 2]))
 
 
-def test_combined_errors_and_loss_parameters():
-    x, y = batch(p=2, k=2)
-    with pytest.raises(KeyError, match="Did you mean 'triplet'"):
-        CombinedLoss([{"name": "tripplet"}])
-    with pytest.raises(ValueError, match=r"loss.terms\[0\] \(triplet\): unknown parameter\(s\) margn"):
-        CombinedLoss([{"name": "triplet", "margn": 0.3}])
-    with pytest.raises(KeyError, match="'horde'.*available: normalized"):
-        CombinedLoss([{"name": "horde"}])({"normalized": x}, y)
-    with pytest.raises(ValueError, match="needs a teacher"):
-        CombinedLoss([{"name": "darkrank"}])({"normalized": x}, y)
-    with pytest.raises(KeyError, match="attributes"):
-        CombinedLoss([{"name": "hraml", "target": "attributes"}])({"normalized": x}, y, batch={})
-    da = CombinedLoss([{"name": "density_adaptivity", "num_classes": 7}, {"name": "triplet"}])
-    params = da.loss_parameters()
-    assert len(params) == 1 and params[0].shape == (7,)
-    assert set(LOSSES.names()) >= {"support_neighbor", "darkrank", "density_adaptivity", "hraml", "horde", "kd",
-                                   "fitnet", "direct_match", "large_margin_softmax", "npair", "binomial_deviance"}
+@pytest.mark.parametrize("name,params", [("triplet", {}), ("triplet", {"margin": "soft"}),
+                                         ("triplet", {"mining": "batch_all"}), ("contrastive", {}),
+                                         ("npair", {}), ("binomial_deviance", {}), ("multi_similarity", {})])
+def test_gradcheck_float64(name, params):
+    x, y = batch(p=3, k=2, d=3, seed=8)
+    x = (x * 0.5).detach().requires_grad_(True)
+    loss = build_loss(name, **params)
+    assert torch.autograd.gradcheck(lambda z: loss(z, y), (x,))
+
+
+@pytest.mark.parametrize("name,params", [("triplet", {}), ("triplet", {"margin": "soft", "mining": "batch_all"}),
+                                         ("contrastive", {}), ("npair", {}),
+                                         ("binomial_deviance", {"alpha": 200.0, "cost": 250.0}),
+                                         ("multi_similarity", {"alpha": 200.0, "beta": 5000.0})])
+def test_stability_duplicates_large_scales_and_half_precision(name, params):
+    loss = build_loss(name, **params)
+    g = torch.Generator().manual_seed(0)
+    base = F.normalize(torch.randn(4, 16, generator=g), dim=1)
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    # exact duplicates (d = 0) and large similarity scales: finite value and gradient
+    x = torch.cat([base, base]).requires_grad_(True)
+    value = loss(x, y)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all()
+    # bfloat16 autocast and float16 inputs: computed in float32
+    h = torch.cat([base, base + 0.01]).half().requires_grad_(True)
+    value = loss(h, y)
+    value.backward()
+    assert value.dtype == torch.float32 and torch.isfinite(value) and torch.isfinite(h.grad.float()).all()
+    b = torch.cat([base, base + 0.01]).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = loss(b.bfloat16(), y)
+    value.backward()
+    assert value.dtype == torch.float32 and torch.isfinite(value) and torch.isfinite(b.grad).all()
+    assert value.item() == pytest.approx(loss(b, y).item(), rel=0.05, abs=0.05)
+
+
+def test_triplet_and_contrastive_known_values():
+    # two ids on a line: d(a, p) = 1, d(a, n) = 3 -> batch-hard hinge max(0, 1 - 3 + m)
+    x = torch.tensor([[0.0], [1.0], [3.0], [4.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    # anchors: 0: dp 1, dn 3; 1: dp 1, dn 2; 2: dp 1, dn 2; 3: dp 1, dn 3
+    assert build_loss("triplet", margin=1.5)(x, y).item() == pytest.approx((0 + 0.5 + 0.5 + 0) / 4)
+    # contrastive: positives (d = 1) cost 1, negatives with d < 2.5 (only d = 2) cost 0.25; 12 ordered pairs
+    assert build_loss("contrastive", neg_margin=2.5)(x, y).item() == pytest.approx((4 * 1 + 2 * 0.25) / 12)
+
+
+def test_bad_parameters_and_inputs():
+    with pytest.raises(ValueError, match="mining must be batch_hard or batch_all"):
+        build_loss("triplet", mining="hardest")
+    with pytest.raises(ValueError, match="margin must be a number >= 0 or 'soft'"):
+        build_loss("triplet", margin="hard")
+    with pytest.raises(ValueError, match="pos_margin < neg_margin"):
+        build_loss("contrastive", pos_margin=1.0, neg_margin=0.5)
+    with pytest.raises(ValueError, match="pairs must be 'all' or 'first'"):
+        build_loss("npair", pairs="some")
+    with pytest.raises(ValueError, match=r"triplet: labels must have shape \(4,\)"):
+        build_loss("triplet")(torch.randn(4, 3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"multi_similarity: expected embeddings of shape \(B, d\)"):
+        build_loss("multi_similarity")(torch.randn(4, 3, 2), torch.tensor([0, 1, 0, 1]))
