@@ -145,6 +145,16 @@ def test_beta_annealing_schedule_and_modes():
     assert int(other.iteration) == 2 and other.beta == head.beta
 
 
+def test_large_margin_runs_in_float32_under_autocast():
+    head = LargeMarginClassifier(8, 4, margin=3)
+    x, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 0, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = head(x.bfloat16(), labels)
+    assert got.dtype == torch.float32
+    expect = naive_large_margin(x.bfloat16().double(), head.weight.detach().double(), labels, 3, 1000.0)
+    torch.testing.assert_close(got.double(), expect, atol=1e-5, rtol=1e-5)
+
+
 def test_large_margin_bad_parameters():
     with pytest.raises(ValueError, match="margin must be a positive integer, got 2.5"):
         LargeMarginClassifier(4, 3, margin=2.5)

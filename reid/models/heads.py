@@ -80,7 +80,8 @@ class LargeMarginClassifier(nn.Module):
     form of the authors' released layer (base, gamma, power, lambda_min). Our defaults: beta_start = 1000 and
     beta_min = 5 (the practice the paper describes), gamma = 1e-3 and power = 2, which reach the floor after about
     13,000 iterations (beta = 250 at 1,000, 25 at 5,300); the paper gives no values for re-ID, so both are options.
-    The iteration counter is a buffer, so the schedule resumes from a checkpoint.
+    The iteration counter is a buffer, so the schedule resumes from a checkpoint. The margin logits are computed
+    in float32 even under autocast.
     Eval mode, or no labels: plain W^T x (the margin is a training device only).
     """
 
@@ -114,7 +115,10 @@ class LargeMarginClassifier(nn.Module):
 
         beta = self.beta
         self.iteration += 1
-        return large_margin_logits(x, self.weight, labels, m=self.margin, beta=beta)
+        # cos(theta) and its Chebyshev polynomial lose too much in half precision: float32 even under autocast
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            dtype = torch.promote_types(x.dtype, torch.float32)
+            return large_margin_logits(x.to(dtype), self.weight.to(dtype), labels, m=self.margin, beta=beta)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, m={self.margin}, "
