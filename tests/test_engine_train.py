@@ -24,7 +24,7 @@ FAMILIES = {
     "horde": dict(terms=[{"name": "contrastive"}, {"name": "horde", "base": "contrastive"}],
                   model={"horde": {"orders": 3, "projection_dim": 64, "embedding_dim": 16}}),
     "hraml": dict(terms=[{"name": "hraml"}]),
-    "npair_multisimilarity": dict(terms=[{"name": "npair"}, {"name": "multi_similarity"}]),
+    "npair_multisimilarity": dict(terms=[{"name": "npair"}, {"name": "multi_similarity"}], epochs=8),
     "binomial": dict(terms=[{"name": "binomial_deviance"}]),
 }
 
@@ -33,7 +33,8 @@ FAMILIES = {
 def test_training_reduces_loss(family, tiny_market, tmp_path):
     spec = FAMILIES[family]
     cfg = tiny_config(tmp_path / "run", tiny_market, spec["terms"], spec.get("model"),
-                      train={"epochs": 3, "iters_per_epoch": 4, "eval_every": 3, "projector_samples": 0})
+                      train={"epochs": spec.get("epochs", 3), "iters_per_epoch": 4, "eval_every": spec.get("epochs", 3),
+                             "projector_samples": 0})
     trainer = Trainer(cfg, progress=False)
     trainer._prepare_density()
     before = fixed_batch_loss(trainer)
