@@ -70,7 +70,10 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     if distributed.is_main_process():
         if result is not None:
             print(f"\nFinal evaluation ({cfg['data']['dataset']}):\n{result.table()}")
-        print(f"\nRun folder: {trainer.run_dir}  (config.yaml, checkpoint.pth, best.pth, train.log)")
+        # best.pth exists only when an evaluation ran (train.eval_every > 0).
+        written = [n for n in ("config.yaml", "checkpoint.pth", "best.pth", "train.log")
+                   if (Path(trainer.run_dir) / n).exists()]
+        print(f"\nRun folder: {trainer.run_dir}  ({', '.join(written)})")
         print(f"TensorBoard: tensorboard --logdir {trainer.monitor.tensorboard_dir}")
     distributed.cleanup()
     return 0

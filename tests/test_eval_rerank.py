@@ -53,6 +53,20 @@ def test_matches_dense_oracle(k1, k2, lam):
     np.testing.assert_allclose(got, oracle(qf, gf, k1, k2, lam), atol=1e-5)
 
 
+def test_blockwise_symmetric_knn_equals_a_full_sort():
+    from reid.evaluation.rerank import _knn
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(53, 6)).astype(np.float32)
+    x[7] = x[30]  # an exact duplicate: the tie goes to the lower index
+    d = ((x[:, None, :].astype(np.float64) - x[None].astype(np.float64)) ** 2).sum(-1)
+    want = np.argsort(d, axis=1, kind="stable")[:, :9]
+    for chunk in (7, 16, 53, 1024):  # blocks that do not divide N, and one block
+        idx, row_max = _knn(torch.from_numpy(x), 9, chunk=chunk)
+        np.testing.assert_array_equal(idx, want)
+        np.testing.assert_allclose(row_max, d.max(1), rtol=1e-5)
+
+
 def test_chunks_and_precomputed_knn_agree():
     rng = np.random.default_rng(1)
     qf = torch.from_numpy(rng.normal(size=(12, 4)).astype(np.float32))

@@ -33,6 +33,15 @@ def test_last_stride_doubles_the_map():
     assert b.shape[-2:] == (a.shape[-2] * 2, a.shape[-1] * 2)
 
 
+def test_small_half_is_half_width_and_about_a_quarter_of_the_weights():
+    full, half = build_backbone("small", last_stride=1), build_backbone("small_half", last_stride=1)
+    assert (full.out_channels, half.out_channels) == (256, 128)
+    n_full, n_half = (sum(p.numel() for p in m.parameters()) for m in (full, half))
+    assert 0.2 < n_half / n_full < 0.3
+    with torch.no_grad():
+        assert half.eval()(torch.randn(2, 3, 64, 32)).shape == (2, 128, 8, 4)
+
+
 def test_registry_errors():
     assert {"resnet50", "bn_inception", "nin_bn", "small", "googlenet", "inception_v3"} <= set(BACKBONES.names())
     with pytest.raises(KeyError, match="Did you mean 'resnet50'"):

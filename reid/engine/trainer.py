@@ -253,7 +253,7 @@ class Trainer:
         epochs = cfg["train"]["epochs"]
         self._prepare_density()
         self.monitor.log(f"training {cfg['model']['backbone']} on {cfg['data']['dataset']}: {len(self.train_set)} "
-                         f"images, {self.num_classes} ids, {len(self.batches.batch_sampler)} batches/epoch, "
+                         f"images, {self.num_classes} ids, {self.batches.limit or len(self.batches.batch_sampler)} batches/epoch, "
                          f"device {self.device}, world size {self.world}")
         result = None
         start = time.time()

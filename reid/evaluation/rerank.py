@@ -22,28 +22,45 @@ from .distance import check_features
 def _knn(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 8) -> Tuple[np.ndarray, np.ndarray]:
     """k nearest (incl. self) by squared Euclidean distance, and each row's maximum distance.
 
-    Candidates come from float32 block distances; their order is then settled on exact float64 distances
-    (ties by index), because high-dimensional distances crowd together closer than float32 can separate.
+    Distances are computed once per pair of blocks (the matrix is symmetric: half the matmul of a full pass), each
+    block updating the running candidates of its rows and, transposed, of its columns. Candidates come from float32
+    distances; their order is then settled on exact float64 distances (ties by index), because high-dimensional
+    distances crowd together closer than float32 can separate.
     """
     n = len(x)
-    idx = np.empty((n, k), dtype=np.int64)
-    row_max = np.empty(n, dtype=np.float32)
-    sq = x.pow(2).sum(1)
     m = min(n, k + extra)
+    sq = x.pow(2).sum(1)
+    best_d = torch.full((n, m), float("inf"), device=x.device)
+    best_i = torch.zeros((n, m), dtype=torch.int64, device=x.device)
+    row_max = torch.zeros(n, device=x.device)
+
+    def merge(rows: slice, block: torch.Tensor, col_start: int) -> None:
+        cols = torch.arange(col_start, col_start + block.shape[1], device=x.device).expand(len(block), -1)
+        vals = torch.cat([best_d[rows], block], 1)
+        top = torch.topk(vals, m, dim=1, largest=False)
+        best_i[rows] = torch.gather(torch.cat([best_i[rows], cols], 1), 1, top.indices)
+        best_d[rows] = top.values
+        row_max[rows] = torch.maximum(row_max[rows], block.max(1).values)
+
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
-        d = (sq[s:e, None] + sq[None] - 2 * x[s:e] @ x.T).clamp_min_(0)
-        d[torch.arange(e - s), torch.arange(s, e)] = 0  # exact self-distance
-        row_max[s:e] = d.max(1).values.cpu().numpy()
-        cand = torch.topk(d, m, dim=1, largest=False).indices
-        for r in range(s, e, 128):
-            c = cand[r - s:min(e, r + 128) - s]
-            exact = (x[r:r + len(c), None, :].double() - x[c].double()).pow(2).sum(-1)
-            by_index = torch.argsort(c, dim=1)
-            c, exact = torch.gather(c, 1, by_index), torch.gather(exact, 1, by_index)
-            order = torch.argsort(exact, dim=1, stable=True)[:, :k]
-            idx[r:r + len(c)] = torch.gather(c, 1, order).cpu().numpy()
-    return idx, row_max
+        for t in range(s, n, chunk):
+            f = min(n, t + chunk)
+            d = (sq[s:e, None] + sq[None, t:f] - 2 * x[s:e] @ x[t:f].T).clamp_min_(0)
+            if t == s:
+                d.fill_diagonal_(0)  # exact self-distance
+            merge(slice(s, e), d, t)
+            if t != s:
+                merge(slice(t, f), d.T, s)
+    idx = np.empty((n, k), dtype=np.int64)
+    for r in range(0, n, 128):
+        c = best_i[r:r + 128]
+        exact = (x[r:r + len(c), None, :].double() - x[c].double()).pow(2).sum(-1)
+        by_index = torch.argsort(c, dim=1)
+        c, exact = torch.gather(c, 1, by_index), torch.gather(exact, 1, by_index)
+        order = torch.argsort(exact, dim=1, stable=True)[:, :k]
+        idx[r:r + len(c)] = torch.gather(c, 1, order).cpu().numpy()
+    return idx, row_max.cpu().numpy()
 
 
 def _reciprocal(knn: np.ndarray, k: int) -> np.ndarray:
@@ -71,15 +88,30 @@ def sparse_v(x: torch.Tensor, knn: np.ndarray, row_max: np.ndarray, k1: int, chu
         inter = ((rc[..., None] == ri[:, None, None, :]) & (rc[..., None] >= 0)).any(-1).sum(-1)
         add = (ri >= 0) & (inter > 2.0 / 3.0 * size_half[cand])
         members = np.concatenate([ri, np.where(add[..., None], rc, -1).reshape(e - s, -1)], axis=1)
-        for b in range(e - s):
-            m = np.unique(members[b][members[b] >= 0])
-            i = s + b
-            d = (x[i][None] - x[torch.from_numpy(m)]).pow(2).sum(1).cpu().numpy().astype(np.float64) / row_max[i]
-            w = np.exp(-d)
-            rows.append(np.full(len(m), i))
-            cols.append(m)
-            vals.append(w / w.sum())
+        members = np.sort(members, axis=1)  # the union R*: each row's distinct non-negative members
+        keep = members >= 0
+        keep[:, 1:] &= members[:, 1:] != members[:, :-1]
+        r, c = np.nonzero(keep)
+        m = members[r, c]
+        d = (x[torch.from_numpy(r + s)] - x[torch.from_numpy(m)]).pow(2).sum(1).cpu().numpy().astype(np.float64)
+        w = np.exp(-d / row_max[r + s])
+        rows.append(r + s)
+        cols.append(m)
+        vals.append(w / np.bincount(r, weights=w, minlength=e - s)[r])
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+
+
+def _min_overlap(vq: sp.csr_matrix, vg: sp.csc_matrix) -> np.ndarray:
+    """(B, G) sums over k of min(Vq[b, k], Vg[j, k]): every non-zero of a query row meets the gallery rows of its
+    column (an inverted index, as in the released code), all pairs of the block expanded at once."""
+    b_of = np.repeat(np.arange(vq.shape[0]), np.diff(vq.indptr))
+    counts = np.diff(vg.indptr)[vq.indices]
+    starts = np.repeat(vg.indptr[vq.indices] - np.cumsum(counts) + counts, counts)
+    pos = starts + np.arange(counts.sum())
+    mins = np.minimum(np.repeat(vq.data, counts), vg.data[pos])
+    ng = vg.shape[0]
+    flat = np.repeat(b_of, counts) * ng + vg.indices[pos]
+    return np.bincount(flat, weights=mins, minlength=vq.shape[0] * ng).reshape(vq.shape[0], ng)
 
 
 def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
@@ -113,13 +145,7 @@ def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int
     sq_g = gf.pow(2).sum(1)
     for s in range(0, q, query_chunk):
         e = min(q, s + query_chunk)
-        m = np.zeros((e - s, len(gf)), dtype=np.float64)
-        for b, i in enumerate(range(s, e)):
-            row = v.getrow(i)
-            sub = vg[:, row.indices]
-            counts = np.diff(sub.indptr)
-            mins = np.minimum(sub.data, np.repeat(row.data, counts))
-            m[b] = np.bincount(sub.indices, weights=mins, minlength=len(gf))
+        m = np.concatenate([_min_overlap(v[b:min(e, b + 64)], vg) for b in range(s, e, 64)])
         jaccard = 1 - m / (2 - m)
         d = (qf[s:e].pow(2).sum(1, keepdim=True) + sq_g[None] - 2 * qf[s:e] @ gf.T).clamp_min_(0)
         d = d.cpu().numpy().astype(np.float64) / row_max[s:e, None]

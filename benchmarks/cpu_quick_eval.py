@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Evaluate the runs of the scaled-down CPU studies on real Market-1501 (BENCHMARKS.md, "Scaled-down studies").
+
+For each run folder `runs/quick_<name>` (its config.yaml and best.pth), features are extracted once (flip test) and
+evaluated single-query, multi-query (gt_bbox, mean pooling) and single-query + k-reciprocal re-ranking; HORDE runs
+also with all orders concatenated. Inference speed (eval mode, batch 256, 2 threads) is timed per network, for the
+student / teacher ratio of the DarkRank study: `--speed-only` re-times the given runs alone, on an idle machine. `--gallery-study NAME` adds the distractor-gallery study: the
+training images (identities disjoint from the test ones) are appended to the gallery as negatives, in growing
+seeded random subsets, for the gallery-size curve of the SN paper's Figure 4.
+
+    python benchmarks/cpu_quick_eval.py --root /tmp/market [--runs sn triplet ...] [--gallery-study sn]
+        [--json runs/quick_eval.json]
+    python benchmarks/cpu_quick_eval.py --markdown [--json runs/quick_eval.json]   # the tables of BENCHMARKS.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reid.config import load_config  # noqa: E402
+from reid.data.datasets.base import DISTRACTOR_PID  # noqa: E402
+from reid.data.loader import build_test_loader  # noqa: E402
+from reid.engine.builders import build_dataset_from_config  # noqa: E402
+from reid.engine.evaluator import FeatureSet, evaluate_features, feature_set  # noqa: E402
+from reid.engine.tester import _multi_query_features, load_trained_model  # noqa: E402
+
+DEFAULT_RUNS = ["softmax", "sn", "triplet", "triplet_density", "triplet_horde", "hraml", "student_alone",
+                "student_kd", "student_soft", "student_hard", "student_kd_soft"]
+
+
+def summary(result) -> Dict[str, float]:
+    return {"rank1": round(100 * result.rank(1), 2), "mAP": round(100 * result.mAP, 2),
+            "mINP": round(100 * result.mINP, 2), "queries": int(result.num_queries)}
+
+
+def images_per_second(model: torch.nn.Module, height: int, width: int, batch: int = 256, reps: int = 5) -> float:
+    x = torch.randn(batch, 3, height, width)
+    times = []
+    with torch.no_grad():
+        model(x)  # warm-up
+        for _ in range(reps):
+            start = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - start)
+    return batch / float(np.median(times))
+
+
+def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only: bool = False) -> Dict[str, Any]:
+    cfg = load_config(folder / "config.yaml", [f"data.root={root}"])
+    checkpoint = str(folder / "best.pth")
+    dataset = build_dataset_from_config(cfg, multi_query=True)
+    model = load_trained_model(cfg, checkpoint, torch.device("cpu"))
+    tcfg, bs, workers = cfg["transforms"], cfg["data"]["test_batch_size"], cfg["data"]["num_workers"]
+
+    def features(samples, desc: str) -> FeatureSet:
+        loader = build_test_loader(samples, tcfg, batch_size=bs, num_workers=workers)
+        return feature_set(model, samples, loader, torch.device("cpu"), flip=True, desc=desc, progress=False)
+
+    query, gallery = features(dataset.query, "query"), features(dataset.gallery, "gallery")
+    test_cfg = dict(cfg["test"], rerank=False)
+    out: Dict[str, Any] = {"run": folder.name, "seed": cfg["seed"], "backbone": cfg["model"]["backbone"]}
+    out["single_query"] = summary(evaluate_features(query, gallery, test_cfg))
+    if not single_query_only:
+        mq = _multi_query_features(model, dataset, query, tcfg, bs, torch.device("cpu"), "mean", True)
+        out["multi_query"] = summary(evaluate_features(query, gallery, test_cfg, query_features=mq))
+        out["rerank"] = summary(evaluate_features(query, gallery, dict(test_cfg, rerank=True)))
+    if getattr(model, "horde", None) is not None:
+        model.test_high_order = True
+        hq, hg = features(dataset.query, "query"), features(dataset.gallery, "gallery")
+        out["high_order"] = summary(evaluate_features(hq, hg, test_cfg))
+        model.test_high_order = False
+    out["images_per_s"] = round(images_per_second(model, tcfg["height"], tcfg["width"]), 1)
+    out["parameters"] = sum(p.numel() for p in model.parameters())
+    done = re.findall(r"training done in ([0-9.]+) s", (folder / "train.log").read_text())
+    out["train_seconds"] = float(done[-1]) if done else None
+    if gallery_study:
+        out["gallery_study"] = gallery_size_curve(query, gallery, features(dataset.train, "train"), test_cfg,
+                                                  seed=cfg["seed"])
+    return out
+
+
+def gallery_size_curve(query: FeatureSet, gallery: FeatureSet, extra: FeatureSet, test_cfg, seed: int,
+                       steps: int = 4) -> List[Dict[str, Any]]:
+    """SQ results as seeded random subsets of `extra` (negatives for every query) join the gallery."""
+    order = np.random.default_rng(seed).permutation(len(extra.paths))
+    rows = []
+    for step in range(steps + 1):
+        take = order[: round(len(order) * step / steps)]
+        grown = FeatureSet(
+            torch.cat([gallery.features, extra.features[take]]),
+            np.concatenate([gallery.pids, np.full(len(take), DISTRACTOR_PID, dtype=gallery.pids.dtype)]),
+            np.concatenate([gallery.camids, extra.camids[take]]),
+            gallery.paths + [extra.paths[i] for i in take],
+        )
+        rows.append({"gallery_size": len(grown.paths), "added": len(take),
+                     **summary(evaluate_features(query, grown, test_cfg))})
+    return rows
+
+
+LOSS_ROWS = [("softmax", "softmax (label smoothing 0.1)"), ("triplet", "batch-hard triplet (margin 0.3)"),
+             ("sn", "Support Neighbor (K 10, sigma 50, lambda 0.1)"), ("hraml", "HRAML (identity one-hot targets)")]
+REGULARIZER_ROWS = [("triplet", "batch-hard triplet"), ("triplet_density", "+ density adaptivity (lambda 10, eta 0.5)"),
+                    ("triplet_horde", "+ HORDE (orders 2-3), order 1 at test")]
+STUDENT_ROWS = [("softmax", "teacher: small CNN, softmax"), ("student_alone", "student alone (small_half, softmax)"),
+                ("student_hard", "+ hard DarkRank"), ("student_soft", "+ soft DarkRank"), ("student_kd", "+ KD"),
+                ("student_kd_soft", "+ KD + soft DarkRank")]
+
+
+def pair(r: Dict[str, Any]) -> str:
+    return f"{r['rank1']:.2f} / {r['mAP']:.2f}" if r else "-"
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    """The study tables, rendered from the JSON (seed and training wall time per row)."""
+    def minutes(r):
+        return f"{r['train_seconds'] / 60:.1f} min" if r.get("train_seconds") else "-"
+
+    lines = ["| loss | training (2 cores) | single query R1 / mAP | multi-query R1 / mAP | + re-ranking R1 / mAP |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {label} | {minutes(results[k])} | {pair(results[k]['single_query'])} | "
+              f"{pair(results[k].get('multi_query'))} | {pair(results[k].get('rerank'))} |"
+              for k, label in LOSS_ROWS if k in results]
+    lines += ["", "| base loss + regularizer | single query R1 / mAP | multi-query R1 / mAP | + re-ranking R1 / mAP |",
+              "| --- | --- | --- | --- |"]
+    lines += [f"| {label} | {pair(results[k]['single_query'])} | {pair(results[k].get('multi_query'))} | "
+              f"{pair(results[k].get('rerank'))} |" for k, label in REGULARIZER_ROWS if k in results]
+    if "high_order" in results.get("triplet_horde", {}):
+        lines.append(f"| + HORDE, orders 1-3 concatenated at test | {pair(results['triplet_horde']['high_order'])} "
+                     "| - | - |")
+    teacher = results.get("softmax", {}).get("images_per_s")
+    lines += ["", "| DarkRank study | parameters | inference img/s (speed vs teacher) | single query R1 / mAP |",
+              "| --- | ---: | --- | --- |"]
+    for k, label in STUDENT_ROWS:
+        if k in results:
+            r = results[k]
+            ratio = f" ({r['images_per_s'] / teacher:.2f}x)" if teacher else ""
+            lines.append(f"| {label} | {r['parameters']:,} | {r['images_per_s']:.0f}{ratio} | "
+                         f"{pair(r['single_query'])} |")
+    for k, r in results.items():
+        if r.get("gallery_study"):
+            lines += ["", f"| gallery size ({k} model) | training images added | R1 / mAP |", "| ---: | ---: | --- |"]
+            lines += [f"| {g['gallery_size']:,} | {g['added']:,} | {pair(g)} |" for g in r["gallery_study"]]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", help="the folder holding Market-1501-v15.09.15")
+    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="run names (folders runs/quick_<name>)")
+    parser.add_argument("--gallery-study", metavar="NAME", help="run whose model does the gallery-size study")
+    parser.add_argument("--json", default="runs/quick_eval.json", help="results are merged into this file")
+    parser.add_argument("--single-query-only", action="store_true", help="skip multi-query and re-ranking")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only time inference (run it on an idle machine: the ratios are what matter)")
+    parser.add_argument("--markdown", action="store_true", help="print the tables from --json and exit")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.json).read_text())))
+        return 0
+    if not args.root:
+        parser.error("--root is required (the folder holding Market-1501-v15.09.15)")
+    torch.set_num_threads(2)
+    path = Path(args.json)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for name in args.runs:
+        folder = Path("runs") / f"quick_{name}"
+        if not (folder / "best.pth").exists():
+            print(f"{name}: {folder}/best.pth not found, skipped", file=sys.stderr)
+            continue
+        if args.speed_only:
+            cfg = load_config(folder / "config.yaml", [f"data.root={args.root}"])
+            model = load_trained_model(cfg, str(folder / "best.pth"), torch.device("cpu"))
+            speed = images_per_second(model, cfg["transforms"]["height"], cfg["transforms"]["width"])
+            results.setdefault(name, {})["images_per_s"] = round(speed, 1)
+            path.write_text(json.dumps(results, indent=1))
+            print(f"{name}: {speed:.1f} img/s", flush=True)
+            continue
+        start = time.perf_counter()
+        results[name] = evaluate_run(folder, args.root, gallery_study=(name == args.gallery_study),
+                                     single_query_only=args.single_query_only)
+        results[name]["eval_seconds"] = round(time.perf_counter() - start, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1))
+        r = results[name]
+        modes = [m for m in ("single_query", "multi_query", "rerank", "high_order") if m in r]
+        print(f"{name}: " + "  ".join(f"{m} {pair(r[m])}" for m in modes) + f"  {r['images_per_s']} img/s",
+              flush=True)
+        for row in r.get("gallery_study", []):
+            print(f"  gallery {row['gallery_size']}: R1 {row['rank1']} mAP {row['mAP']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The comparative studies of the scaled-down CPU recipe on real Market-1501 (BENCHMARKS.md, "Scaled-down studies"):
+# trains every configs/cpu_quick/*.yaml run in order (the softmax run first: it is the DarkRank teacher), each
+# ending with the single-query evaluation, then evaluates them all with benchmarks/cpu_quick_eval.py.
+#   bash benchmarks/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
+# SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="${1:?usage: cpu_quick_study.sh MARKET_ROOT [run ...]}"
+shift
+RUNS=("$@")
+if [ ${#RUNS[@]} -eq 0 ]; then
+    RUNS=(softmax sn triplet triplet_density triplet_horde hraml student_alone student_kd student_soft student_hard
+          student_kd_soft)
+fi
+SEED="${SEED:-0}"
+SUFFIX=""
+[ "$SEED" != "0" ] && SUFFIX="_seed$SEED"
+export NO_ALBUMENTATIONS_UPDATE=1
+for run in "${RUNS[@]}"; do
+    out="runs/quick_${run}${SUFFIX}"
+    if [ -f "$out/best.pth" ]; then echo "== $run: $out/best.pth exists, skipped"; continue; fi
+    # An interrupted run continues from its checkpoint (resume is exact: same numbers as an uninterrupted run).
+    resume=()
+    [ -f "$out/checkpoint.pth" ] && resume=(--resume)
+    echo "== $run (seed $SEED) -> $out ${resume[*]:-} $(date +%T)"
+    /usr/bin/time -v python tools/train.py --no-progress "${resume[@]}" --config "configs/cpu_quick/$run.yaml" \
+        "data.root=$ROOT" "seed=$SEED" "output_dir=$out" 2>> "$out.time.log" | tail -4
+    grep -E "Elapsed|Maximum resident" "$out.time.log"
+done
