@@ -4,7 +4,8 @@
 For each run folder `runs/quick_<name>` (its config.yaml and best.pth), features are extracted once (flip test) and
 evaluated single-query, multi-query (gt_bbox, mean pooling) and single-query + k-reciprocal re-ranking; HORDE runs
 also with all orders concatenated. Inference speed (eval mode, batch 256, 2 threads) is timed per network, for the
-student / teacher ratio of the DarkRank study: `--speed-only` re-times the given runs alone, on an idle machine. `--gallery-study NAME` adds the distractor-gallery study: the
+student / teacher ratio of the DarkRank study: `--speed-only` re-times the given runs alone, on an idle machine.
+`--gallery-study NAME` adds the distractor-gallery study: the
 training images (identities disjoint from the test ones) are appended to the gallery as negatives, in growing
 seeded random subsets, for the gallery-size curve of the SN paper's Figure 4.
 
@@ -20,7 +21,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -34,8 +35,8 @@ from reid.engine.builders import build_dataset_from_config  # noqa: E402
 from reid.engine.evaluator import FeatureSet, evaluate_features, feature_set  # noqa: E402
 from reid.engine.tester import _multi_query_features, load_trained_model  # noqa: E402
 
-DEFAULT_RUNS = ["softmax", "sn", "triplet", "triplet_density", "triplet_horde", "hraml", "student_alone",
-                "student_kd", "student_soft", "student_hard", "student_kd_soft"]
+DEFAULT_RUNS = ["softmax", "sn", "triplet", "triplet_soft", "triplet_density", "triplet_horde", "hraml",
+                "student_alone", "student_kd", "student_soft", "student_hard", "student_kd_soft"]
 
 
 def summary(result) -> Dict[str, float]:
@@ -81,12 +82,18 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
         model.test_high_order = False
     out["images_per_s"] = round(images_per_second(model, tcfg["height"], tcfg["width"]), 1)
     out["parameters"] = sum(p.numel() for p in model.parameters())
-    done = re.findall(r"training done in ([0-9.]+) s", (folder / "train.log").read_text())
-    out["train_seconds"] = float(done[-1]) if done else None
+    out["train_seconds"] = training_seconds(folder)
     if gallery_study:
         out["gallery_study"] = gallery_size_curve(query, gallery, features(dataset.train, "train"), test_cfg,
                                                   seed=cfg["seed"])
     return out
+
+
+def training_seconds(folder: Path) -> Optional[float]:
+    """Wall time of an uninterrupted run from its train.log; None for a resumed run (its time is not comparable)."""
+    log = (folder / "train.log").read_text()
+    done = re.findall(r"training done in ([0-9.]+) s", log)
+    return float(done[-1]) if done and "resumed from" not in log else None
 
 
 def gallery_size_curve(query: FeatureSet, gallery: FeatureSet, extra: FeatureSet, test_cfg, seed: int,
@@ -108,8 +115,10 @@ def gallery_size_curve(query: FeatureSet, gallery: FeatureSet, extra: FeatureSet
 
 
 LOSS_ROWS = [("softmax", "softmax (label smoothing 0.1)"), ("triplet", "batch-hard triplet (margin 0.3)"),
+             ("triplet_soft", "batch-hard triplet (soft margin)"),
              ("sn", "Support Neighbor (K 10, sigma 50, lambda 0.1)"), ("hraml", "HRAML (identity one-hot targets)")]
-REGULARIZER_ROWS = [("triplet", "batch-hard triplet"), ("triplet_density", "+ density adaptivity (lambda 10, eta 0.5)"),
+REGULARIZER_ROWS = [("triplet_soft", "batch-hard triplet (soft margin)"),
+                    ("triplet_density", "+ density adaptivity (lambda 10, eta 0.5)"),
                     ("triplet_horde", "+ HORDE (orders 2-3), order 1 at test")]
 STUDENT_ROWS = [("softmax", "teacher: small CNN, softmax"), ("student_alone", "student alone (small_half, softmax)"),
                 ("student_hard", "+ hard DarkRank"), ("student_soft", "+ soft DarkRank"), ("student_kd", "+ KD"),
@@ -120,10 +129,25 @@ def pair(r: Dict[str, Any]) -> str:
     return f"{r['rank1']:.2f} / {r['mAP']:.2f}" if r else "-"
 
 
+def seed_spread(results: Dict[str, Any], names: List[str]) -> Dict[str, Any]:
+    """Per run name with more than one seed (runs `<name>`, `<name>_seed1`, ...): seeds, R1 and mAP mean +- std."""
+    out = {}
+    for name in names:
+        runs = [r for k, r in results.items() if re.fullmatch(rf"{name}(_seed\d+)?", k) and "single_query" in r]
+        if len(runs) < 2:
+            continue
+        seeds = sorted(r["seed"] for r in runs)
+        stats = [np.array([r["single_query"][m] for r in runs]) for m in ("rank1", "mAP")]
+        out[name] = (seeds, *[f"{v.mean():.2f} +- {v.std(ddof=1):.2f}" for v in stats])
+    return out
+
+
 def markdown(results: Dict[str, Any]) -> str:
     """The study tables, rendered from the JSON (seed and training wall time per row)."""
     def minutes(r):
-        return f"{r['train_seconds'] / 60:.1f} min" if r.get("train_seconds") else "-"
+        folder = Path("runs") / r["run"]
+        seconds = training_seconds(folder) if (folder / "train.log").exists() else r.get("train_seconds")
+        return f"{seconds / 60:.1f} min" if seconds else "- (resumed run)"
 
     lines = ["| loss | training (2 cores) | single query R1 / mAP | multi-query R1 / mAP | + re-ranking R1 / mAP |",
              "| --- | --- | --- | --- | --- |"]
@@ -134,6 +158,14 @@ def markdown(results: Dict[str, Any]) -> str:
               "| --- | --- | --- | --- |"]
     lines += [f"| {label} | {pair(results[k]['single_query'])} | {pair(results[k].get('multi_query'))} | "
               f"{pair(results[k].get('rerank'))} |" for k, label in REGULARIZER_ROWS if k in results]
+    spread = seed_spread(results, [k for k, _ in REGULARIZER_ROWS])
+    if spread:
+        lines += ["", "| base loss + regularizer | seeds | single query R1 (mean +- std) | "
+                  "single query mAP (mean +- std) |",
+                  "| --- | --- | --- | --- |"]
+        labels = dict(REGULARIZER_ROWS)
+        lines += [f"| {labels[k]} | {', '.join(map(str, seeds))} | {r1} | {m} |"
+                  for k, (seeds, r1, m) in spread.items()]
     if "high_order" in results.get("triplet_horde", {}):
         lines.append(f"| + HORDE, orders 1-3 concatenated at test | {pair(results['triplet_horde']['high_order'])} "
                      "| - | - |")
@@ -162,6 +194,7 @@ def main(argv=None) -> int:
     parser.add_argument("--single-query-only", action="store_true", help="skip multi-query and re-ranking")
     parser.add_argument("--speed-only", action="store_true",
                         help="only time inference (run it on an idle machine: the ratios are what matter)")
+    parser.add_argument("--skip-done", action="store_true", help="skip runs whose results are already in --json")
     parser.add_argument("--markdown", action="store_true", help="print the tables from --json and exit")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -176,6 +209,9 @@ def main(argv=None) -> int:
         folder = Path("runs") / f"quick_{name}"
         if not (folder / "best.pth").exists():
             print(f"{name}: {folder}/best.pth not found, skipped", file=sys.stderr)
+            continue
+        if args.skip_done and "single_query" in results.get(name, {}):
+            print(f"{name}: already evaluated in {path}, skipped", flush=True)
             continue
         if args.speed_only:
             cfg = load_config(folder / "config.yaml", [f"data.root={args.root}"])

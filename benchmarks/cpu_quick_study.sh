@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The comparative studies of the scaled-down CPU recipe on real Market-1501 (BENCHMARKS.md, "Scaled-down studies"):
-# trains every configs/cpu_quick/*.yaml run in order (the softmax run first: it is the DarkRank teacher), each
-# ending with the single-query evaluation, then evaluates them all with benchmarks/cpu_quick_eval.py.
+# trains every configs/cpu_quick/*.yaml run in order (the softmax run first: it is the DarkRank teacher) and
+# evaluates each with benchmarks/cpu_quick_eval.py right after it (one job at a time: two jobs on 2 cores run
+# each about 3x slower): single query, multi-query and re-ranking for the loss comparison (softmax, sn, the two
+# triplets, hraml), the gallery-size study with the sn model, single query for the regularizer and DarkRank runs.
 #   bash benchmarks/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
 # SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead.
 set -euo pipefail
@@ -10,8 +12,8 @@ ROOT="${1:?usage: cpu_quick_study.sh MARKET_ROOT [run ...]}"
 shift
 RUNS=("$@")
 if [ ${#RUNS[@]} -eq 0 ]; then
-    RUNS=(softmax sn triplet triplet_density triplet_horde hraml student_alone student_kd student_soft student_hard
-          student_kd_soft)
+    RUNS=(softmax sn triplet triplet_soft triplet_density triplet_horde hraml student_alone student_kd student_soft
+          student_hard student_kd_soft)
 fi
 SEED="${SEED:-0}"
 SUFFIX=""
@@ -19,12 +21,21 @@ SUFFIX=""
 export NO_ALBUMENTATIONS_UPDATE=1
 for run in "${RUNS[@]}"; do
     out="runs/quick_${run}${SUFFIX}"
-    if [ -f "$out/best.pth" ]; then echo "== $run: $out/best.pth exists, skipped"; continue; fi
-    # An interrupted run continues from its checkpoint (resume is exact: same numbers as an uninterrupted run).
-    resume=()
-    [ -f "$out/checkpoint.pth" ] && resume=(--resume)
-    echo "== $run (seed $SEED) -> $out ${resume[*]:-} $(date +%T)"
-    /usr/bin/time -v python tools/train.py --no-progress "${resume[@]}" --config "configs/cpu_quick/$run.yaml" \
-        "data.root=$ROOT" "seed=$SEED" "output_dir=$out" 2>> "$out.time.log" | tail -4
-    grep -E "Elapsed|Maximum resident" "$out.time.log"
+    if [ -f "$out/best.pth" ]; then
+        echo "== $run: $out/best.pth exists, not retrained"
+    else
+        # An interrupted run continues from its checkpoint (resume is exact: same numbers as an uninterrupted run).
+        resume=()
+        [ -f "$out/checkpoint.pth" ] && resume=(--resume)
+        echo "== $run (seed $SEED) -> $out ${resume[*]:-} $(date +%T)"
+        /usr/bin/time -v python tools/train.py --no-progress "${resume[@]}" --config "configs/cpu_quick/$run.yaml" \
+            "data.root=$ROOT" "seed=$SEED" "output_dir=$out" 2>> "$out.time.log" | tail -4
+        grep -E "Elapsed|Maximum resident" "$out.time.log"
+    fi
+    case "$run" in
+        sn) opts=(--gallery-study "sn$SUFFIX") ;;
+        softmax|triplet|triplet_soft|hraml) opts=() ;;
+        *) opts=(--single-query-only) ;;
+    esac
+    python benchmarks/cpu_quick_eval.py --root "$ROOT" --runs "$run$SUFFIX" --skip-done "${opts[@]}"
 done
