@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate the runs of the scaled-down CPU studies on real Market-1501 (BENCHMARKS.md, "Scaled-down studies").
 
-For each run folder `runs/quick_<name>` (its config.yaml and best.pth), features are extracted once (flip test) and
+For each run folder `runs/quick_<name>` (its config.yaml and final weights), features are extracted once (flip test) and
 evaluated single-query, multi-query (gt_bbox, mean pooling) and single-query + k-reciprocal re-ranking; HORDE runs
 also with all orders concatenated. Inference speed (eval mode, batch 256, 2 threads) is timed per network, for the
 student / teacher ratio of the DarkRank study: `--speed-only` re-times the given runs alone, on an idle machine.
@@ -58,7 +58,7 @@ def images_per_second(model: torch.nn.Module, height: int, width: int, batch: in
 
 def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only: bool = False) -> Dict[str, Any]:
     cfg = load_config(folder / "config.yaml", [f"data.root={root}"])
-    checkpoint = str(folder / "best.pth")
+    checkpoint = str(final_weights(folder))
     dataset = build_dataset_from_config(cfg, multi_query=True)
     model = load_trained_model(cfg, checkpoint, torch.device("cpu"))
     tcfg, bs, workers = cfg["transforms"], cfg["data"]["test_batch_size"], cfg["data"]["num_workers"]
@@ -87,6 +87,11 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
         out["gallery_study"] = gallery_size_curve(query, gallery, features(dataset.train, "train"), test_cfg,
                                                   seed=cfg["seed"])
     return out
+
+
+def final_weights(folder: Path) -> Path:
+    """best.pth where the trainer evaluated (its one evaluation is after the last epoch), else the last checkpoint."""
+    return folder / "best.pth" if (folder / "best.pth").exists() else folder / "checkpoint.pth"
 
 
 def training_seconds(folder: Path) -> Optional[float]:
@@ -207,15 +212,15 @@ def main(argv=None) -> int:
     results = json.loads(path.read_text()) if path.exists() else {}
     for name in args.runs:
         folder = Path("runs") / f"quick_{name}"
-        if not (folder / "best.pth").exists():
-            print(f"{name}: {folder}/best.pth not found, skipped", file=sys.stderr)
+        if "training done" not in ((folder / "train.log").read_text() if (folder / "train.log").exists() else ""):
+            print(f"{name}: {folder} holds no finished training run, skipped", file=sys.stderr)
             continue
         if args.skip_done and "single_query" in results.get(name, {}):
             print(f"{name}: already evaluated in {path}, skipped", flush=True)
             continue
         if args.speed_only:
             cfg = load_config(folder / "config.yaml", [f"data.root={args.root}"])
-            model = load_trained_model(cfg, str(folder / "best.pth"), torch.device("cpu"))
+            model = load_trained_model(cfg, str(final_weights(folder)), torch.device("cpu"))
             speed = images_per_second(model, cfg["transforms"]["height"], cfg["transforms"]["width"])
             results.setdefault(name, {})["images_per_s"] = round(speed, 1)
             path.write_text(json.dumps(results, indent=1))

@@ -2,8 +2,8 @@
 # The comparative studies of the scaled-down CPU recipe on real Market-1501 (BENCHMARKS.md, "Scaled-down studies"):
 # trains every configs/cpu_quick/*.yaml run in order (the softmax run first: it is the DarkRank teacher) and
 # evaluates each with benchmarks/cpu_quick_eval.py right after it (one job at a time: two jobs on 2 cores run
-# each about 3x slower): single query, multi-query and re-ranking for the loss comparison (softmax, sn, the two
-# triplets, hraml), the gallery-size study with the sn model, single query for the regularizer and DarkRank runs.
+# each about 3x slower; the trainer's own final evaluation is switched off, cpu_quick_eval.py does it): single query, multi-query and re-ranking for the loss comparison (softmax, sn, the two
+# triplets), the gallery-size study with the sn model, single query for HRAML, the regularizer and DarkRank runs.
 #   bash benchmarks/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
 # SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead.
 set -euo pipefail
@@ -21,20 +21,21 @@ SUFFIX=""
 export NO_ALBUMENTATIONS_UPDATE=1
 for run in "${RUNS[@]}"; do
     out="runs/quick_${run}${SUFFIX}"
-    if [ -f "$out/best.pth" ]; then
-        echo "== $run: $out/best.pth exists, not retrained"
+    if grep -qs "training done" "$out/train.log"; then
+        echo "== $run: $out is trained, not retrained"
     else
         # An interrupted run continues from its checkpoint (resume is exact: same numbers as an uninterrupted run).
         resume=()
         [ -f "$out/checkpoint.pth" ] && resume=(--resume)
         echo "== $run (seed $SEED) -> $out ${resume[*]:-} $(date +%T)"
         /usr/bin/time -v python tools/train.py --no-progress "${resume[@]}" --config "configs/cpu_quick/$run.yaml" \
-            "data.root=$ROOT" "seed=$SEED" "output_dir=$out" 2>> "$out.time.log" | tail -4
+            "data.root=$ROOT" "seed=$SEED" "output_dir=$out" \
+            train.eval_every=0 train.projector_samples=0 2>> "$out.time.log" | tail -4
         grep -E "Elapsed|Maximum resident" "$out.time.log"
     fi
     case "$run" in
         sn) opts=(--gallery-study "sn$SUFFIX") ;;
-        softmax|triplet|triplet_soft|hraml) opts=() ;;
+        softmax|triplet|triplet_soft) opts=() ;;
         *) opts=(--single-query-only) ;;
     esac
     python benchmarks/cpu_quick_eval.py --root "$ROOT" --runs "$run$SUFFIX" --skip-done "${opts[@]}"

@@ -252,8 +252,9 @@ class Trainer:
         cfg = self.cfg
         epochs = cfg["train"]["epochs"]
         self._prepare_density()
+        per_epoch = self.batches.limit or len(self.batches.batch_sampler)
         self.monitor.log(f"training {cfg['model']['backbone']} on {cfg['data']['dataset']}: {len(self.train_set)} "
-                         f"images, {self.num_classes} ids, {self.batches.limit or len(self.batches.batch_sampler)} batches/epoch, "
+                         f"images, {self.num_classes} ids, {per_epoch} batches/epoch, "
                          f"device {self.device}, world size {self.world}")
         result = None
         start = time.time()
