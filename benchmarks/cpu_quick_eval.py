@@ -135,15 +135,19 @@ def pair(r: Dict[str, Any]) -> str:
 
 
 def seed_spread(results: Dict[str, Any], names: List[str]) -> Dict[str, Any]:
-    """Per run name with more than one seed (runs `<name>`, `<name>_seed1`, ...): seeds, R1 and mAP mean +- std."""
+    """Per run name with more than one seed (runs `<name>`, `<name>_seedN`): seeds, then per metric the per-seed
+    values (seed order) and their mean +- sample std."""
     out = {}
     for name in names:
         runs = [r for k, r in results.items() if re.fullmatch(rf"{name}(_seed\d+)?", k) and "single_query" in r]
         if len(runs) < 2:
             continue
-        seeds = sorted(r["seed"] for r in runs)
-        stats = [np.array([r["single_query"][m] for r in runs]) for m in ("rank1", "mAP")]
-        out[name] = (seeds, *[f"{v.mean():.2f} +- {v.std(ddof=1):.2f}" for v in stats])
+        runs.sort(key=lambda r: r["seed"])
+        cells = []
+        for metric in ("rank1", "mAP"):
+            v = np.array([r["single_query"][metric] for r in runs])
+            cells.append(f"{', '.join(f'{x:.2f}' for x in v)} ({v.mean():.2f} +- {v.std(ddof=1):.2f})")
+        out[name] = ([r["seed"] for r in runs], *cells)
     return out
 
 
@@ -163,17 +167,17 @@ def markdown(results: Dict[str, Any]) -> str:
               "| --- | --- | --- | --- |"]
     lines += [f"| {label} | {pair(results[k]['single_query'])} | {pair(results[k].get('multi_query'))} | "
               f"{pair(results[k].get('rerank'))} |" for k, label in REGULARIZER_ROWS if k in results]
+    if "high_order" in results.get("triplet_horde", {}):
+        lines.append(f"| + HORDE, orders 1-3 concatenated at test | {pair(results['triplet_horde']['high_order'])} "
+                     "| - | - |")
     spread = seed_spread(results, [k for k, _ in REGULARIZER_ROWS])
     if spread:
-        lines += ["", "| base loss + regularizer | seeds | single query R1 (mean +- std) | "
-                  "single query mAP (mean +- std) |",
+        lines += ["", "| base loss + regularizer | seeds | single query R1 per seed (mean +- std) | "
+                  "single query mAP per seed (mean +- std) |",
                   "| --- | --- | --- | --- |"]
         labels = dict(REGULARIZER_ROWS)
         lines += [f"| {labels[k]} | {', '.join(map(str, seeds))} | {r1} | {m} |"
                   for k, (seeds, r1, m) in spread.items()]
-    if "high_order" in results.get("triplet_horde", {}):
-        lines.append(f"| + HORDE, orders 1-3 concatenated at test | {pair(results['triplet_horde']['high_order'])} "
-                     "| - | - |")
     teacher = results.get("softmax", {}).get("images_per_s")
     lines += ["", "| DarkRank study | parameters | inference img/s (speed vs teacher) | single query R1 / mAP |",
               "| --- | ---: | --- | --- |"]

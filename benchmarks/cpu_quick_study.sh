@@ -33,8 +33,9 @@ for run in "${RUNS[@]}"; do
             train.eval_every=0 train.projector_samples=0 2>> "$out.time.log" | tail -4
         grep -E "Elapsed|Maximum resident" "$out.time.log"
     fi
-    case "$run" in
-        sn) opts=(--gallery-study "sn$SUFFIX") ;;
+    # Extra seeds only feed the seed-spread table (single query).
+    case "$run$SUFFIX" in
+        sn) opts=(--gallery-study sn) ;;
         softmax|triplet|triplet_soft) opts=() ;;
         *) opts=(--single-query-only) ;;
     esac
