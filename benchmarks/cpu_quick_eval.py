@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Evaluate the runs of the scaled-down CPU studies on real Market-1501 (BENCHMARKS.md, "Scaled-down studies").
 
-For each run folder `runs/quick_<name>` (its config.yaml and final weights), features are extracted once (flip test) and
-evaluated single-query, multi-query (gt_bbox, mean pooling) and single-query + k-reciprocal re-ranking; HORDE runs
-also with all orders concatenated. Inference speed (eval mode, batch 256, 2 threads) is timed per network, for the
-student / teacher ratio of the DarkRank study: `--speed-only` re-times the given runs alone, on an idle machine.
-`--gallery-study NAME` adds the distractor-gallery study: the
-training images (identities disjoint from the test ones) are appended to the gallery as negatives, in growing
-seeded random subsets, for the gallery-size curve of the SN paper's Figure 4.
+For each finished run folder `runs/quick_<name>` (its config.yaml and final weights), features are extracted once
+(flip test) and evaluated single-query, multi-query (gt_bbox, mean pooling) and single-query + k-reciprocal
+re-ranking; HORDE runs also with all orders concatenated. Inference speed (eval mode, batch 256, 2 threads) is timed
+per network, for the student / teacher ratio of the DarkRank study: `--speed-only` re-times the given runs alone,
+on an idle machine. `--gallery-study NAME` adds the distractor-gallery study: the training images (identities
+disjoint from the test ones) are appended to the gallery as negatives, in growing seeded random subsets, for the
+gallery-size curve of the SN paper's Figure 4.
 
     python benchmarks/cpu_quick_eval.py --root /tmp/market [--runs sn triplet ...] [--gallery-study sn]
         [--json runs/quick_eval.json]
@@ -92,6 +92,12 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
 def final_weights(folder: Path) -> Path:
     """best.pth where the trainer evaluated (its one evaluation is after the last epoch), else the last checkpoint."""
     return folder / "best.pth" if (folder / "best.pth").exists() else folder / "checkpoint.pth"
+
+
+def finished(folder: Path) -> bool:
+    """Whether the run's training went to its end (train.log says so), as cpu_quick_study.sh checks."""
+    log = folder / "train.log"
+    return log.exists() and "training done" in log.read_text()
 
 
 def training_seconds(folder: Path) -> Optional[float]:
@@ -216,7 +222,7 @@ def main(argv=None) -> int:
     results = json.loads(path.read_text()) if path.exists() else {}
     for name in args.runs:
         folder = Path("runs") / f"quick_{name}"
-        if "training done" not in ((folder / "train.log").read_text() if (folder / "train.log").exists() else ""):
+        if not finished(folder):
             print(f"{name}: {folder} holds no finished training run, skipped", file=sys.stderr)
             continue
         if args.skip_done and "single_query" in results.get(name, {}):

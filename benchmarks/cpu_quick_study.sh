@@ -2,10 +2,11 @@
 # The comparative studies of the scaled-down CPU recipe on real Market-1501 (BENCHMARKS.md, "Scaled-down studies"):
 # trains every configs/cpu_quick/*.yaml run in order (the softmax run first: it is the DarkRank teacher) and
 # evaluates each with benchmarks/cpu_quick_eval.py right after it (one job at a time: two jobs on 2 cores run
-# each about 3x slower; the trainer's own final evaluation is switched off, cpu_quick_eval.py does it): single query, multi-query and re-ranking for the loss comparison (softmax, sn, the two
-# triplets), the gallery-size study with the sn model, single query for HRAML, the regularizer and DarkRank runs.
+# each about 3x slower; the trainer's own final evaluation is switched off, cpu_quick_eval.py does it): single
+# query, multi-query and re-ranking for the loss comparison (softmax, sn, the two triplets), the gallery-size study
+# with the sn model, single query for HRAML, the regularizer and DarkRank runs.
 #   bash benchmarks/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
-# SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead.
+# SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead (single query only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${1:?usage: cpu_quick_study.sh MARKET_ROOT [run ...]}"
@@ -33,7 +34,7 @@ for run in "${RUNS[@]}"; do
             train.eval_every=0 train.projector_samples=0 2>> "$out.time.log" | tail -4
         grep -E "Elapsed|Maximum resident" "$out.time.log"
     fi
-    # Extra seeds only feed the seed-spread table (single query).
+    # Extra seeds only feed the seed-spread table.
     case "$run$SUFFIX" in
         sn) opts=(--gallery-study sn) ;;
         softmax|triplet|triplet_soft) opts=() ;;
