@@ -23,6 +23,7 @@ setup(
         "albumentations>=2.0",
         "numpy",
         "scipy",
+        "numba",  # the evaluator's rank counting (a torch fallback runs where numba cannot be installed)
         "tqdm",
         "tensorboard",
         "h5py",

@@ -64,13 +64,25 @@ def random_case(seed, nq=25, ng=120, dim=6, cameras=True, ties=False):
     return qf, gf, qp, gp, qc, gc
 
 
+@pytest.fixture(params=["numba", "torch"])
+def backend(request, monkeypatch):
+    """Run a test with the compiled rank counting and with its torch fallback (used where numba is missing)."""
+    from reid.evaluation import rank_count
+
+    if request.param == "numba" and rank_count.numba is None:
+        pytest.skip("numba is not installed")
+    if request.param == "torch":
+        monkeypatch.setattr(rank_count, "numba", None)
+    return request.param
+
+
 def dense(qf, gf):
     return ((qf[:, None] - gf[None]) ** 2).sum(-1).numpy().astype(np.float64)
 
 
 @pytest.mark.parametrize("ap", ["mean", "official"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_naive_loop(ap, seed):
+def test_matches_naive_loop(ap, seed, backend):
     qf, gf, qp, gp, qc, gc = random_case(seed)
     d = evaluate(None, None, qp, gp, qc, gc, distmat=dense(qf, gf), ap=ap, max_rank=20)
     cmc, m, inp, skipped = naive(dense(qf, gf), qp, gp, qc, gc, ap=ap)
@@ -80,7 +92,7 @@ def test_matches_naive_loop(ap, seed):
 
 
 @pytest.mark.parametrize("chunks", [(7, 33), (4, 13), (1000, 100000)])
-def test_streaming_equals_dense(chunks):
+def test_streaming_equals_dense(chunks, backend):
     qf, gf, qp, gp, qc, gc = random_case(3, nq=40, ng=301)
     streamed = evaluate(qf, gf, qp, gp, qc, gc, chunk_size=chunks[0], gallery_chunk=chunks[1], max_rank=30)
     dist = torch.cdist(qf.double(), gf.double()).pow(2).numpy()
@@ -89,7 +101,7 @@ def test_streaming_equals_dense(chunks):
     assert streamed.mAP == pytest.approx(m, abs=1e-6)
 
 
-def test_ties_are_broken_by_gallery_order():
+def test_ties_are_broken_by_gallery_order(backend):
     qf, gf, qp, gp, qc, gc = random_case(4, ties=True)
     d = dense(qf, gf)
     assert len(np.unique(d[0])) < d.shape[1]  # the case really has ties
@@ -101,7 +113,7 @@ def test_ties_are_broken_by_gallery_order():
         assert res.mAP == pytest.approx(m, abs=1e-9)
 
 
-def test_background_kept_junk_removed():
+def test_background_kept_junk_removed(backend):
     # query id 1 cam 0; gallery: junk nearest, background next, then the true match in camera 1.
     dist = np.array([[0.1, 0.2, 0.3, 0.4]])
     res = evaluate(None, None, [1], [-1, 0, 1, 1], [0], [1, 1, 1, 0], distmat=dist)
@@ -109,7 +121,7 @@ def test_background_kept_junk_removed():
     assert res.rank(1) == 0.0 and res.rank(2) == 1.0 and res.mAP == pytest.approx(0.5)
 
 
-def test_no_camera_dataset_removes_only_the_query_itself():
+def test_no_camera_dataset_removes_only_the_query_itself(backend):
     qf, gf, qp, gp, _, _ = random_case(5, cameras=False)
     qig = np.full(len(qp), -1)
     gf = gf.clone()
@@ -121,6 +133,32 @@ def test_no_camera_dataset_removes_only_the_query_itself():
     cmc, m, _, _ = naive(dense(qf, gf), qp, gp, None, None, qig=qig)
     np.testing.assert_allclose(res.cmc, cmc, atol=1e-12)
     assert res.mAP == pytest.approx(m, abs=1e-6)
+
+
+def test_blocks_wider_than_the_counter_limit_are_split(backend, monkeypatch):
+    from reid.evaluation import metrics
+
+    qf, gf, qp, gp, qc, gc = random_case(7, nq=30, ng=200, ties=True)
+    whole = evaluate(None, None, qp, gp, qc, gc, distmat=dense(qf, gf), max_rank=20)
+    monkeypatch.setattr(metrics, "MAX_WIDTH", 7)  # stands for 2**22 columns: counts are exact below 2**24
+    split = evaluate(None, None, qp, gp, qc, gc, distmat=dense(qf, gf), max_rank=20)
+    np.testing.assert_array_equal(split.cmc, whole.cmc)
+    assert split.mAP == whole.mAP and split.mINP == whole.mINP
+
+
+def test_float64_distances_are_not_rounded_to_float32(backend):
+    # 1 + 1e-9 and 1 are one float32 value: rounding would tie them and gallery order would put the negative first
+    dist = np.array([[0.5, 1.0 + 1e-9, 1.0]])
+    res = evaluate(None, None, [1], [1, 1, 2], [0], [1, 1, 1], distmat=dist)
+    assert res.cmc[:3].tolist() == [1.0, 1.0, 1.0] and res.mAP == pytest.approx((1 + 2 / 3) / 2)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_distance_matrix_is_refused(backend, bad):
+    dist = np.random.default_rng(0).random((5, 9))
+    dist[3, 7] = bad
+    with pytest.raises(ValueError, match="queries 0..4 contain 1 NaN or inf"):
+        evaluate(None, None, [1] * 5, [1, 2] * 4 + [1], [0] * 5, [1] * 9, distmat=dist)
 
 
 def test_empty_queries_skipped_or_counted():

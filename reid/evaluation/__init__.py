@@ -6,7 +6,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .distance import check_features, distance_matrix, iter_distance_chunks, pairwise_distance
+from .distance import (check_features, distance_matrix, iter_distance_chunks, paired_distance, pairwise_distance,
+                       squared_norms)
 from .metrics import RankAccumulator, average_precision, count_ranks
 from .protocols import clustering_nmi, nmi, recall_at_k, single_shot_galleries
 from .report import EvaluationResult
@@ -50,8 +51,6 @@ def evaluate(qf: Optional[torch.Tensor], gf: Optional[torch.Tensor], q_pids: Arr
         distmat = torch.as_tensor(np.asarray(distmat) if not isinstance(distmat, torch.Tensor) else distmat)
         if distmat.ndim != 2 or distmat.numel() == 0:
             raise ValueError(f"distmat must be a non-empty (Q, G) matrix, got shape {tuple(distmat.shape)}")
-        if not torch.isfinite(distmat).all():
-            raise ValueError("distmat contains NaN or inf")
         nq, ng = distmat.shape
     q_pids, g_pids = _labels("q_pids", q_pids, nq), _labels("g_pids", g_pids, ng)
     q_camids, g_camids = _labels("q_camids", q_camids, nq), _labels("g_camids", g_camids, ng)
@@ -79,9 +78,8 @@ def evaluate(qf: Optional[torch.Tensor], gf: Optional[torch.Tensor], q_pids: Arr
 
 
 def _gather_rows(rows: torch.Tensor):
-    def pos(idx: np.ndarray) -> np.ndarray:
-        safe = torch.from_numpy(np.maximum(idx, 0))
-        return torch.gather(rows, 1, safe).numpy()
+    def pos(row: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return rows[torch.from_numpy(row), torch.from_numpy(idx)].numpy()
 
     return pos
 
@@ -89,28 +87,28 @@ def _gather_rows(rows: torch.Tensor):
 def _matrix_blocks(distmat: torch.Tensor, chunk: int, gallery_chunk: int):
     nq, ng = distmat.shape
     for s in range(0, nq, chunk):
-        rows = distmat[s:s + chunk].float()
+        rows = distmat[s:s + chunk].cpu()  # NaN / inf are reported by the rank counting
+        rows = rows if rows.dtype == torch.float64 else rows.float()  # float64 stays exact
         yield (slice(s, s + len(rows)), _gather_rows(rows),
                ((slice(g, min(g + gallery_chunk, ng)), rows[:, g:g + gallery_chunk]) for g in range(0, ng, gallery_chunk)))
 
 
 def _feature_blocks(qf: torch.Tensor, gf: torch.Tensor, metric: str, chunk: int, gallery_chunk: int):
     ng = len(gf)
+    g_norms = squared_norms(gf) if metric == "euclidean" else None  # once, not once per query block
+    norms = (lambda sl: None) if g_norms is None else (lambda sl: g_norms[sl])  # noqa: E731
     for s in range(0, len(qf), chunk):
         q = qf[s:s + chunk]
 
-        def pos(idx: np.ndarray, q=q) -> np.ndarray:
-            # True matches' distances from one block of their own: each pair is computed exactly once.
-            used = np.unique(idx[idx >= 0])
-            if len(used) == 0:
-                return np.zeros(idx.shape, np.float32)
-            block = pairwise_distance(q, gf[torch.from_numpy(used)], metric)
-            where = np.searchsorted(used, np.maximum(idx, 0))
-            where = np.minimum(where, len(used) - 1)
-            return torch.gather(block, 1, torch.from_numpy(where)).cpu().numpy()
+        def pos(row: np.ndarray, idx: np.ndarray, q=q) -> np.ndarray:
+            # only the (query, true match) pairs: a few per query, not a block against every match of the chunk
+            idx_t = torch.from_numpy(idx).to(gf.device)
+            return paired_distance(q[torch.from_numpy(row).to(q.device)], gf[idx_t], metric,
+                                   norms(idx_t)).cpu().numpy()
 
         yield (slice(s, s + len(q)), pos,
-               ((slice(g, min(g + gallery_chunk, ng)), pairwise_distance(q, gf[g:g + gallery_chunk], metric))
+               ((slice(g, min(g + gallery_chunk, ng)),
+                 pairwise_distance(q, gf[g:g + gallery_chunk], metric, norms(slice(g, g + gallery_chunk))))
                 for g in range(0, ng, gallery_chunk)))
 
 

@@ -1,7 +1,7 @@
 """Pairwise distances computed in chunks (float32 accumulation even for float16 features), CPU or CUDA."""
 from __future__ import annotations
 
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 
@@ -20,15 +20,38 @@ def check_features(name: str, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def pairwise_distance(q: torch.Tensor, g: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
-    """Squared Euclidean or cosine distance (1 - cos) between two blocks, in float32."""
+def squared_norms(x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    """Row-wise squared norms in float32, computed in chunks (no float32 copy of a float16 gallery)."""
+    return torch.cat([x[s:s + chunk].float().pow(2).sum(1) for s in range(0, len(x), chunk)])
+
+
+def pairwise_distance(q: torch.Tensor, g: torch.Tensor, metric: str = "euclidean",
+                      g_norms: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Squared Euclidean or cosine distance (1 - cos) between two blocks, in float32.
+
+    `g_norms`: the gallery block's `squared_norms`, when the caller keeps them across query blocks (Euclidean).
+    """
     q, g = q.float(), g.float()
     if metric == "euclidean":
-        return (q.pow(2).sum(1, keepdim=True) + g.pow(2).sum(1)[None] - 2 * q @ g.T).clamp_min_(0)
+        g_norms = g.pow(2).sum(1) if g_norms is None else g_norms
+        # one GEMM that adds into the norms' sum: no separate passes over the block for -2 q.g and the sums
+        return torch.addmm(q.pow(2).sum(1, keepdim=True) + g_norms[None], q, g.T, alpha=-2).clamp_min_(0)
     if metric == "cosine":
         qn = torch.nn.functional.normalize(q, dim=1)
         gn = torch.nn.functional.normalize(g, dim=1)
         return 1 - qn @ gn.T
+    raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
+
+
+def paired_distance(a: torch.Tensor, b: torch.Tensor, metric: str = "euclidean",
+                    b_norms: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Distance of each row of `a` to the same row of `b` (the same formula as `pairwise_distance`), in float32."""
+    a, b = a.float(), b.float()
+    if metric == "euclidean":
+        b_norms = b.pow(2).sum(1) if b_norms is None else b_norms
+        return (a.pow(2).sum(1) + b_norms - 2 * (a * b).sum(1)).clamp_min_(0)
+    if metric == "cosine":
+        return 1 - (torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1)).sum(1)
     raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
 
 
