@@ -44,8 +44,13 @@ def oracle(qf: np.ndarray, gf: np.ndarray, k1: int, k2: int, lam: float) -> np.n
     return final[:, q:]
 
 
+@pytest.mark.parametrize("use_numba", [True, False])
 @pytest.mark.parametrize("k1,k2,lam", [(20, 6, 0.3), (5, 1, 0.5), (8, 3, 0.0)])
-def test_matches_dense_oracle(k1, k2, lam):
+def test_matches_dense_oracle(k1, k2, lam, use_numba, monkeypatch):
+    from reid.evaluation import knn
+
+    if not use_numba:  # the torch path (CUDA, or a machine without numba)
+        monkeypatch.setattr(knn, "numba", None)
     rng = np.random.default_rng(k1)
     qf = rng.normal(size=(9, 5)).astype(np.float32)
     gf = rng.normal(size=(31, 5)).astype(np.float32)
@@ -53,18 +58,24 @@ def test_matches_dense_oracle(k1, k2, lam):
     np.testing.assert_allclose(got, oracle(qf, gf, k1, k2, lam), atol=1e-5)
 
 
-def test_blockwise_symmetric_knn_equals_a_full_sort():
-    from reid.evaluation.rerank import _knn
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_blockwise_symmetric_knn_equals_a_full_sort(use_numba):
+    from reid.evaluation import knn
 
+    if use_numba and knn.numba is None:
+        pytest.skip("numba is not installed")
     rng = np.random.default_rng(3)
     x = rng.normal(size=(53, 6)).astype(np.float32)
     x[7] = x[30]  # an exact duplicate: the tie goes to the lower index
     d = ((x[:, None, :].astype(np.float64) - x[None].astype(np.float64)) ** 2).sum(-1)
     want = np.argsort(d, axis=1, kind="stable")[:, :9]
     for chunk in (7, 16, 53, 1024):  # blocks that do not divide N, and one block
-        idx, row_max = _knn(torch.from_numpy(x), 9, chunk=chunk)
+        idx, row_max = knn.nearest_neighbours(torch.from_numpy(x), 9, chunk=chunk, use_numba=use_numba)
         np.testing.assert_array_equal(idx, want)
         np.testing.assert_allclose(row_max, d.max(1), rtol=1e-5)
+    pairs = rng.integers(0, 53, (2, 40))
+    np.testing.assert_allclose(knn.pair_sq_distances(torch.from_numpy(x), *pairs, use_numba=use_numba),
+                               d[pairs[0], pairs[1]], rtol=1e-12, atol=1e-12)
 
 
 def test_chunks_and_precomputed_knn_agree():

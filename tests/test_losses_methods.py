@@ -42,7 +42,7 @@ def sn_naive(x, y, k=10, sigma=50.0, lam=0.1, squared=False, fallback=True):
     n = len(x)
     total = 0
     for i in range(n):
-        others = sorted((j for j in range(n) if j != i), key=lambda j: (float(dist(x[i], x[j], squared)), j))
+        others = sorted((j for j in range(n) if j != i), key=lambda j: (float(dist(x[i], x[j], squared).detach()), j))
         support = others[:k]
         P = [j for j in support if y[j] == y[i]]
         N = [j for j in support if y[j] != y[i]]

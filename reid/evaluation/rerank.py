@@ -5,7 +5,7 @@ released code divides by column maxima then transposes, which is the same for a 
 sets R(i, k1) from the k1 + 1 nearest neighbours; expansion with R(c, round(k1 / 2)) under the 2/3 rule; Gaussian
 weights V; local query expansion over the k2 nearest; Jaccard distance of query rows to gallery rows; final
 (1 - lambda) * jaccard + lambda * distance. Only top-k lists, a sparse V and query x gallery blocks are held.
-Differences from the released code: float32 V instead of float16 (more exact); neighbour lists ordered on exact
+Differences from the released code: float64 V and Gaussian weights instead of float16 (more exact); neighbour lists ordered on exact
 float64 distances with ties broken by index (the released code's float32 argsort is neither exact nor stable).
 """
 from __future__ import annotations
@@ -17,50 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from .distance import check_features
-
-
-def _knn(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 8) -> Tuple[np.ndarray, np.ndarray]:
-    """k nearest (incl. self) by squared Euclidean distance, and each row's maximum distance.
-
-    Distances are computed once per pair of blocks (the matrix is symmetric: half the matmul of a full pass), each
-    block updating the running candidates of its rows and, transposed, of its columns. Candidates come from float32
-    distances; their order is then settled on exact float64 distances (ties by index), because high-dimensional
-    distances crowd together closer than float32 can separate.
-    """
-    n = len(x)
-    m = min(n, k + extra)
-    sq = x.pow(2).sum(1)
-    best_d = torch.full((n, m), float("inf"), device=x.device)
-    best_i = torch.zeros((n, m), dtype=torch.int64, device=x.device)
-    row_max = torch.zeros(n, device=x.device)
-
-    def merge(rows: slice, block: torch.Tensor, col_start: int) -> None:
-        cols = torch.arange(col_start, col_start + block.shape[1], device=x.device).expand(len(block), -1)
-        vals = torch.cat([best_d[rows], block], 1)
-        top = torch.topk(vals, m, dim=1, largest=False)
-        best_i[rows] = torch.gather(torch.cat([best_i[rows], cols], 1), 1, top.indices)
-        best_d[rows] = top.values
-        row_max[rows] = torch.maximum(row_max[rows], block.max(1).values)
-
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        for t in range(s, n, chunk):
-            f = min(n, t + chunk)
-            d = (sq[s:e, None] + sq[None, t:f] - 2 * x[s:e] @ x[t:f].T).clamp_min_(0)
-            if t == s:
-                d.fill_diagonal_(0)  # exact self-distance
-            merge(slice(s, e), d, t)
-            if t != s:
-                merge(slice(t, f), d.T, s)
-    idx = np.empty((n, k), dtype=np.int64)
-    for r in range(0, n, 128):
-        c = best_i[r:r + 128]
-        exact = (x[r:r + len(c), None, :].double() - x[c].double()).pow(2).sum(-1)
-        by_index = torch.argsort(c, dim=1)
-        c, exact = torch.gather(c, 1, by_index), torch.gather(exact, 1, by_index)
-        order = torch.argsort(exact, dim=1, stable=True)[:, :k]
-        idx[r:r + len(c)] = torch.gather(c, 1, order).cpu().numpy()
-    return idx, row_max.cpu().numpy()
+from .knn import nearest_neighbours, pair_sq_distances
 
 
 def _reciprocal(knn: np.ndarray, k: int) -> np.ndarray:
@@ -93,8 +50,7 @@ def sparse_v(x: torch.Tensor, knn: np.ndarray, row_max: np.ndarray, k1: int, chu
         keep[:, 1:] &= members[:, 1:] != members[:, :-1]
         r, c = np.nonzero(keep)
         m = members[r, c]
-        d = (x[torch.from_numpy(r + s)] - x[torch.from_numpy(m)]).pow(2).sum(1).cpu().numpy().astype(np.float64)
-        w = np.exp(-d / row_max[r + s])
+        w = np.exp(-pair_sq_distances(x, r + s, m) / row_max[r + s])
         rows.append(r + s)
         cols.append(m)
         vals.append(w / np.bincount(r, weights=w, minlength=e - s)[r])
@@ -132,10 +88,10 @@ def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int
         raise ValueError(f"re-ranking: need 1 <= k1 < N and 1 <= k2 <= N for N = {n} samples, got k1={k1}, k2={k2}")
     k = max(k1 + 1, k2)
     if knn is None:
-        knn, row_max = _knn(x, k)
+        knn, row_max = nearest_neighbours(x, k)
     else:
         knn = np.asarray(knn)[:, :k]
-        _, row_max = _knn(x, 1)
+        _, row_max = nearest_neighbours(x, 1)
     v = sparse_v(x, knn, row_max, k1)
     if k2 != 1:  # local query expansion: average V over the k2 nearest neighbours
         qe = sp.csr_matrix((np.full(n * k2, 1.0 / k2), (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())),
