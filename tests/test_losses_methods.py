@@ -12,6 +12,9 @@ from reid.losses import (compute_class_densities, darkrank_loss, density_adaptiv
                          large_margin_logits, support_neighbor_loss)
 from reid.losses import build_loss
 
+# The references read loss values that still carry gradients as Python floats, on purpose: torch warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad:UserWarning")
+
 torch.set_default_dtype(torch.float32)
 
 
