@@ -90,7 +90,8 @@ def _matrix_blocks(distmat: torch.Tensor, chunk: int, gallery_chunk: int):
         rows = distmat[s:s + chunk].cpu()  # NaN / inf are reported by the rank counting
         rows = rows if rows.dtype == torch.float64 else rows.float()  # float64 stays exact
         yield (slice(s, s + len(rows)), _gather_rows(rows),
-               ((slice(g, min(g + gallery_chunk, ng)), rows[:, g:g + gallery_chunk]) for g in range(0, ng, gallery_chunk)))
+               ((slice(g, min(g + gallery_chunk, ng)), rows[:, g:g + gallery_chunk])
+                for g in range(0, ng, gallery_chunk)))
 
 
 def _feature_blocks(qf: torch.Tensor, gf: torch.Tensor, metric: str, chunk: int, gallery_chunk: int):

@@ -111,7 +111,7 @@ PositiveDistances = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def count_ranks(q_pids: np.ndarray, g_pids: np.ndarray, q_camids: Optional[np.ndarray],
                 g_camids: Optional[np.ndarray], query_in_gallery: Optional[np.ndarray],
                 query_blocks: Iterable[Tuple[slice, PositiveDistances, Iterable[Tuple[slice, torch.Tensor]]]],
-                acc: RankAccumulator, use_numba: bool = True) -> None:
+                acc: RankAccumulator) -> None:
     """Feed `acc` with every query's match ranks.
 
     `query_blocks` yields, per query slice, a function giving the distances of (row in the slice, gallery index)
@@ -135,7 +135,7 @@ def count_ranks(q_pids: np.ndarray, g_pids: np.ndarray, q_camids: Optional[np.nd
             for c in range(0, block.shape[1], MAX_WIDTH):
                 piece = np.ascontiguousarray(block[:, c:c + MAX_WIDTH])
                 bad = count_block(piece, gsl.start + c, notjunk, b_same_ptr, b_same_idx, qig[s:e], b_pos_ptr,
-                                  b_pos_idx, dpos.astype(piece.dtype), counts, use_numba)
+                                  b_pos_idx, dpos.astype(piece.dtype), counts)
                 if bad:
                     raise ValueError(f"distances of queries {s}..{e - 1} contain {bad} NaN or inf values")
         acc.add(counts + np.arange(len(counts)) - np.repeat(b_pos_ptr[:-1], np.diff(b_pos_ptr)), b_pos_ptr)

@@ -5,8 +5,9 @@ released code divides by column maxima then transposes, which is the same for a 
 sets R(i, k1) from the k1 + 1 nearest neighbours; expansion with R(c, round(k1 / 2)) under the 2/3 rule; Gaussian
 weights V; local query expansion over the k2 nearest; Jaccard distance of query rows to gallery rows; final
 (1 - lambda) * jaccard + lambda * distance. Only top-k lists, a sparse V and query x gallery blocks are held.
-Differences from the released code: float64 V and Gaussian weights instead of float16 (more exact); neighbour lists ordered on exact
-float64 distances with ties broken by index (the released code's float32 argsort is neither exact nor stable).
+Differences from the released code: float64 V and Gaussian weights instead of float16 (more exact); neighbour lists
+ordered on exact float64 distances with ties broken by index (the released code's float32 argsort is neither exact
+nor stable). The k-NN lists come from `knn.py`.
 """
 from __future__ import annotations
 
