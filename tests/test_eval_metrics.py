@@ -253,3 +253,18 @@ def test_multi_query_pooling_matches_naive():
             block = feats[g]
             pooled = block.mean(0) if mode == "mean" else torch.stack([block[:, c].max() for c in range(3)])
             torch.testing.assert_close(row, pooled / pooled.norm())
+
+
+def test_compiled_loops_use_as_many_threads_as_torch():
+    from reid.evaluation import rank_count
+
+    if rank_count.numba is None:
+        pytest.skip("numba is not installed")
+    qf, gf, qp, gp, qc, gc = random_case(8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        evaluate(qf, gf, qp, gp, qc, gc)
+        assert rank_count.numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -15,14 +15,14 @@ from typing import Tuple
 import numpy as np
 import torch
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised by forcing the fallback in the tests
-    numba = None
+from ._compiled import match_torch_threads, numba
 
 
 def _compiled(x: torch.Tensor, use_numba: bool) -> bool:
-    return use_numba and numba is not None and x.device.type == "cpu"
+    if use_numba and numba is not None and x.device.type == "cpu":
+        match_torch_threads()
+        return True
+    return False
 
 
 def pair_sq_distances(x: torch.Tensor, a: np.ndarray, b: np.ndarray, use_numba: bool = True,

@@ -15,10 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised by forcing the fallback in the tests
-    numba = None
+from ._compiled import match_torch_threads, numba
 
 MAX_WIDTH = 1 << 22  # the numba counters are float32 sums of 0/1, exact up to 2**24 per pass
 
@@ -37,6 +34,7 @@ def count_block(block: np.ndarray, col0: int, notjunk: np.ndarray, same_ptr: np.
     if block.shape[1] > MAX_WIDTH:
         raise ValueError(f"count_block: a block is at most {MAX_WIDTH} columns wide, got {block.shape[1]}")
     if use_numba and numba is not None:
+        match_torch_threads()
         return int(_count_block_numba(block, col0, notjunk, same_ptr, same_idx, qig, pos_ptr, pos_i, pos_d, counts))
     return _count_block_torch(block, col0, notjunk, same_ptr, same_idx, qig, pos_ptr, pos_i, pos_d, counts)
 
