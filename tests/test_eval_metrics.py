@@ -268,3 +268,27 @@ def test_compiled_loops_use_as_many_threads_as_torch():
         assert rank_count.numba.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_compiled_loops_work_without_a_writable_cache(monkeypatch):
+    from reid.evaluation import _compiled
+
+    if _compiled.numba is None:
+        pytest.skip("numba is not installed")
+    real = _compiled.numba.njit
+
+    def no_locator(*args, cache=False, **kwargs):  # what numba raises when no cache folder is writable
+        if cache:
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'f.py'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_compiled.numba, "njit", no_locator)
+
+    @_compiled.njit(fastmath={"reassoc"})
+    def total(x):
+        s = 0.0
+        for v in x:
+            s += v
+        return s
+
+    assert total(np.arange(5.0)) == 10.0

@@ -15,7 +15,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from ._compiled import match_torch_threads, numba
+from ._compiled import match_torch_threads, njit, numba
 
 
 def _compiled(x: torch.Tensor, use_numba: bool) -> bool:
@@ -100,7 +100,7 @@ if numba is not None:
         bd[p] = v
         bi[p] = i
 
-    @numba.njit(parallel=True, cache=True)
+    @njit(parallel=True)
     def _merge_rows_numba(block, col0, best_d, best_i, row_max):  # pragma: no cover - compiled
         rows, width = block.shape
         last = best_d.shape[1] - 1
@@ -114,7 +114,7 @@ if numba is not None:
                     _insert(bd, bi, v, col0 + c)
             row_max[r] = top
 
-    @numba.njit(parallel=True, cache=True)
+    @njit(parallel=True)
     def _merge_columns_numba(block, row0, best_d, best_i, col_max):  # pragma: no cover - compiled
         # the block's columns are the rows to update; each task streams the block row by row over 64 columns,
         # keeping those columns' candidate lists in cache (no transposed copy)
@@ -130,7 +130,7 @@ if numba is not None:
                     if v < best_d[c, last]:
                         _insert(best_d[c], best_i[c], v, row0 + r)
 
-    @numba.njit(parallel=True, fastmath={"reassoc"}, cache=True)
+    @njit(parallel=True, fastmath={"reassoc"})
     def _pair_sq_distances_numba(x, a, b, out):  # pragma: no cover - compiled
         for p in numba.prange(len(a)):
             xa, xb = x[a[p]], x[b[p]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._compiled import match_torch_threads, numba
+from ._compiled import match_torch_threads, njit, numba
 
 MAX_WIDTH = 1 << 22  # the numba counters are float32 sums of 0/1, exact up to 2**24 per pass
 
@@ -76,7 +76,7 @@ def _count_block_torch(block, col0, notjunk, same_ptr, same_idx, qig, pos_ptr, p
 
 
 if numba is not None:
-    @numba.njit(fastmath={"reassoc"}, cache=True)
+    @njit(fastmath={"reassoc"})
     def _count_before(masked, t, split):  # pragma: no cover - compiled
         # float32 partial sums over zero-based slices vectorise (integer sums, or loops starting at `split`, run
         # 2-4x slower); exact below 2**24
@@ -89,7 +89,7 @@ if numba is not None:
             lt += np.float32(1.0) if tail[c] < t else np.float32(0.0)
         return int(le) + int(lt)
 
-    @numba.njit(parallel=True, cache=True)
+    @njit(parallel=True)
     def _count_block_numba(block, col0, notjunk, same_ptr, same_idx, qig, pos_ptr, pos_i, pos_d,
                            counts):  # pragma: no cover - compiled
         rows, width = block.shape
