@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ._compiled import match_torch_threads, njit, numba
+from .distance import pairwise_distance, squared_norms
 
 
 def _compiled(x: torch.Tensor, use_numba: bool) -> bool:
@@ -47,7 +48,7 @@ def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 
     index, and each row's maximum squared distance (N,)."""
     n = len(x)
     m = min(n, k + extra)
-    sq = x.pow(2).sum(1)
+    sq = squared_norms(x)
     compiled = _compiled(x, use_numba)
     best_d = torch.full((n, m), float("inf"), device=x.device)
     best_i = torch.zeros((n, m), dtype=torch.int64, device=x.device)
@@ -60,16 +61,16 @@ def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 
         best_d[rows] = top.values
         row_max[rows] = torch.maximum(row_max[rows], block.max(1).values)
 
-    state = (best_d.numpy(), best_i.numpy(), row_max.numpy()) if compiled else None
+    if compiled:  # numpy views: the compiled loops update the tensors in place
+        bd, bi, rm = best_d.numpy(), best_i.numpy(), row_max.numpy()
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         for t in range(s, n, chunk):
             f = min(n, t + chunk)
-            d = torch.addmm(sq[s:e, None] + sq[None, t:f], x[s:e], x[t:f].T, alpha=-2).clamp_min_(0)
+            d = pairwise_distance(x[s:e], x[t:f], "euclidean", sq[t:f])
             if t == s:
                 d.fill_diagonal_(0)  # exact self-distance
             if compiled:
-                bd, bi, rm = state
                 block = d.numpy()
                 _merge_rows_numba(block, t, bd[s:e], bi[s:e], rm[s:e])
                 if t != s:

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .distance import check_features
+from .distance import check_features, pairwise_distance, squared_norms
 from .knn import nearest_neighbours, pair_sq_distances
 
 
@@ -99,13 +99,12 @@ def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int
                            shape=(n, n))
         v = (qe @ v).tocsr()
     vg = v[q:].tocsc()
-    sq_g = gf.pow(2).sum(1)
+    sq_g = squared_norms(gf)
     for s in range(0, q, query_chunk):
         e = min(q, s + query_chunk)
         m = np.concatenate([_min_overlap(v[b:min(e, b + 64)], vg) for b in range(s, e, 64)])
         jaccard = 1 - m / (2 - m)
-        d = (qf[s:e].pow(2).sum(1, keepdim=True) + sq_g[None] - 2 * qf[s:e] @ gf.T).clamp_min_(0)
-        d = d.cpu().numpy().astype(np.float64) / row_max[s:e, None]
+        d = pairwise_distance(qf[s:e], gf, "euclidean", sq_g).cpu().numpy().astype(np.float64) / row_max[s:e, None]
         yield slice(s, e), ((1 - lambda_value) * jaccard + lambda_value * d).astype(np.float32)
 
 
