@@ -55,16 +55,35 @@ def _pair(n=6, ds=4, dt=7, seed=0, scale=0.4):
     return s, t
 
 
-@pytest.mark.parametrize("mode,length", [("soft", None), ("soft", 3), ("hard", None), ("hard", 2)])
+@pytest.mark.parametrize("mode,length", [("soft", "all"), ("soft", 3), ("hard", None), ("hard", 2)])
 def test_value_and_gradient_match_naive(mode, length):
     s, t = _pair(n=5)
     a, b = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
     got = darkrank_loss(a, t, mode=mode, list_length=length)
-    ref = naive_darkrank(b, t, mode, length=length)
+    ref = naive_darkrank(b, t, mode, length=None if length == "all" else length)
     assert torch.allclose(got, ref, atol=1e-10, rtol=1e-8)
     got.backward()
     ref.backward()
     assert torch.allclose(a.grad, b.grad, atol=1e-9, rtol=1e-7)
+
+
+def test_defaults_hard_whole_list_soft_four_in_functional_and_registry():
+    """Paper eq. 5 / released ListMLE: hard ranks every candidate; the released soft ListNet keeps the top 4."""
+    s, t = _pair(n=9)  # 8 candidates per anchor: a top-4 truncation would differ from the whole list
+    labels = torch.zeros(9)
+    whole_hard = naive_darkrank(s, t, "hard", length=None)
+    assert torch.allclose(darkrank_loss(s, t, mode="hard"), whole_hard, atol=1e-10)
+    assert torch.allclose(build_loss("darkrank", mode="hard")(s, labels, t), whole_hard, atol=1e-10)
+    assert not torch.allclose(naive_darkrank(s, t, "hard", length=4), whole_hard, atol=1e-6)
+    soft4 = naive_darkrank(s, t, "soft", length=4)
+    assert torch.allclose(darkrank_loss(s, t, mode="soft"), soft4, atol=1e-10)
+    assert torch.allclose(build_loss("darkrank")(s, labels, t), soft4, atol=1e-10)  # soft is the registry's mode
+    assert not torch.allclose(naive_darkrank(s, t, "soft", length=5), soft4, atol=1e-6)
+    # mc samples the whole list by default: its estimate tracks the exact whole-list KL, not the top-4 one
+    small_s, small_t = _pair(n=7, seed=3)
+    exact_all = darkrank_loss(small_s, small_t, mode="soft", list_length="all")
+    mc = darkrank_loss(small_s, small_t, mode="mc", num_samples=4000, generator=torch.Generator().manual_seed(0))
+    assert abs(mc.item() - exact_all.item()) < 0.1 * exact_all.item() + 5e-3
 
 
 def test_soft_is_zero_when_student_equals_teacher_and_positive_otherwise():
@@ -137,9 +156,13 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="batch"):
         darkrank_loss(s, t[:5])
     with pytest.raises(ValueError, match="list_length"):
-        darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="soft")
+        darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="soft", list_length="all")
     with pytest.raises(ValueError, match="list_length"):
         build_loss("darkrank", mode="soft", list_length=9)
+    with pytest.raises(ValueError, match="list_length"):
+        build_loss("darkrank", mode="soft", list_length="all")
+    with pytest.raises(ValueError, match="positive integer"):
+        darkrank_loss(s, t, mode="hard", list_length=0)
     with pytest.raises(ValueError, match="mode"):
         darkrank_loss(s, t, mode="listnet")
     assert math.isfinite(float(darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="mc", num_samples=8)))

@@ -240,7 +240,7 @@ def darkrank_naive(s, t, mode, alpha=3.0, beta=3.0, length=None):
         cands = [j for j in range(n) if j != q]
         score = lambda e, j: -alpha * dist(e[q], e[j]) ** beta
         cands.sort(key=lambda j: (-float(score(t, j)), j))
-        cands = cands[:length] if length else cands
+        cands = cands[:length] if isinstance(length, int) else cands  # "all" / None: the whole list
         st = torch.stack([score(s, j) for j in cands])
         tt = torch.stack([score(t, j) for j in cands]).detach()
         if mode == "hard":
@@ -252,7 +252,7 @@ def darkrank_naive(s, t, mode, alpha=3.0, beta=3.0, length=None):
     return total / n
 
 
-@pytest.mark.parametrize("mode,length", [("soft", None), ("soft", 3), ("hard", None), ("hard", 4)])
+@pytest.mark.parametrize("mode,length", [("soft", "all"), ("soft", 3), ("hard", None), ("hard", 4)])
 def test_darkrank_matches_naive(mode, length):
     s, _ = batch(p=3, k=2, d=4, seed=1, normalise=False)
     t, _ = batch(p=3, k=2, d=6, seed=2, normalise=False)
@@ -282,9 +282,9 @@ def test_darkrank_stability_and_errors():
     with pytest.raises(ValueError, match="student batch 6 != teacher batch 5"):
         darkrank_loss(x, x[:5])
     with pytest.raises(ValueError, match="intractable"):
-        darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="soft")
+        darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="soft", list_length="all")
     with pytest.raises(ValueError, match="list_length must be <= 8"):
-        build_loss("darkrank", mode="soft", list_length=None)
+        build_loss("darkrank", mode="soft", list_length="all")
 
 
 def test_teacher_receives_no_gradient():

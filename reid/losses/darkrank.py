@@ -11,15 +11,22 @@ code's product form underflows when |S| reaches ~200):
   and averaging log P_t - log P_s (unbiased; gradient only through P_s);
 - hard (eq. 5): ListMLE, -log P_student of the teacher's ranking.
 Every sample is an anchor and the losses are averaged (the paper uses one query per batch; the released code half
-the batch: `anchors="half"`). `list_length` keeps the teacher's L nearest candidates as in the released code
-(L = 4). `variant="code"`: the released code's score, L2-normalised features scaled by sqrt(s) and
+the batch: `anchors="half"`, which with `reid.data.sampler.DarkRankSampler` batches selects exactly the paired
+images, each with one positive in the batch).
+
+List length (`list_length`, the same default in `darkrank_loss` and the registry's `DarkRankLoss`):
+- hard and mc: the whole list (all n - 1 other samples of the batch), as in eq. 5 and the released ListMLE;
+- soft: L = 4, the teacher's 4 nearest candidates, as in the released code (the paper's eq. 5 sums over all
+  permutations of the whole list, intractable beyond L = 8: `list_length="all"` asks for it on small batches).
+An integer truncates any mode to the teacher's L nearest; "all" is the whole list.
+`variant="code"`: the released code's score, L2-normalised features scaled by sqrt(s) and
 S = -(s ||q - x||^2)^p, s = 3.5, p = 2 (i.e. alpha = s^p, beta = 2p on normalised features).
 """
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch.nn import functional as F
@@ -28,6 +35,21 @@ from .base import ReIDLoss, pairwise_sq_dist, upcast
 from .registry import LOSSES
 
 MAX_EXACT = 8
+SOFT_LIST_LENGTH = 4  # the released code's soft-transfer list (the teacher's top 4)
+ListLength = Union[int, str, None]
+
+
+def resolve_list_length(mode: str, list_length: ListLength) -> Optional[int]:
+    """The list length a mode uses, None meaning the whole list. `list_length` None = the mode's default (soft: 4,
+    hard and mc: the whole list); "all" = the whole list; an integer = the teacher's L nearest."""
+    if list_length is None:
+        return SOFT_LIST_LENGTH if mode == "soft" else None
+    if list_length == "all":
+        return None
+    if isinstance(list_length, bool) or not isinstance(list_length, int) or list_length < 1:
+        raise ValueError(f"darkrank: list_length must be a positive integer, 'all' or None (the mode's default), "
+                         f"got {list_length!r}")
+    return int(list_length)
 
 
 def plackett_luce_log_prob(scores: torch.Tensor) -> torch.Tensor:
@@ -41,14 +63,15 @@ def _scores(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
 
 
 def darkrank_loss(student: torch.Tensor, teacher: torch.Tensor, mode: str = "soft", alpha: float = 3.0,
-                  beta: float = 3.0, list_length: Optional[int] = None, anchors: str = "all",
+                  beta: float = 3.0, list_length: ListLength = None, anchors: str = "all",
                   num_samples: int = 64, generator: Optional[torch.Generator] = None,
                   variant: str = "paper") -> torch.Tensor:
     """DarkRank distillation loss between student (B, Ds) and teacher (B, Dt) embeddings (see module docstring).
 
     mode: "soft" (exact KL of eq. 5, list_length <= 8), "hard" (ListMLE of eq. 5) or "mc" (sampled KL with
-    `num_samples` teacher permutations drawn with `generator`). anchors: "all" | "half" | "one". The teacher gets
-    no gradient.
+    `num_samples` teacher permutations drawn with `generator`). list_length: None = the mode's default (hard / mc
+    the whole list, soft the released code's 4), "all" or an integer. anchors: "all" | "half" | "one". The teacher
+    gets no gradient.
     """
     if student.shape[0] != teacher.shape[0]:
         raise ValueError(f"darkrank: student batch {student.shape[0]} != teacher batch {teacher.shape[0]}")
@@ -65,7 +88,8 @@ def darkrank_loss(student: torch.Tensor, teacher: torch.Tensor, mode: str = "sof
     # candidates of each anchor, in the teacher's order (highest score = nearest first)
     t_masked = t_all[:count].masked_fill(eye, float("-inf"))
     order = t_masked.argsort(dim=1, descending=True, stable=True)[:, : n - 1]
-    length = n - 1 if list_length is None else min(int(list_length), n - 1)
+    wanted = resolve_list_length(mode, list_length)
+    length = n - 1 if wanted is None else min(wanted, n - 1)
     order = order[:, :length]
     s = s_all[rows[:, None], order]
     t = t_all[rows[:, None], order]
@@ -89,13 +113,17 @@ def darkrank_loss(student: torch.Tensor, teacher: torch.Tensor, mode: str = "sof
 
 @LOSSES.register("darkrank")
 class DarkRankLoss(ReIDLoss):
+    """`darkrank_loss` on the student's normalised embedding against the teacher's; the same parameters and
+    defaults (hard: the whole list, soft: L = 4)."""
+
     default_teacher_input = "normalized"
     requires_teacher = True
 
-    def __init__(self, mode: str = "soft", alpha: float = 3.0, beta: float = 3.0, list_length: Optional[int] = 4,
+    def __init__(self, mode: str = "soft", alpha: float = 3.0, beta: float = 3.0, list_length: ListLength = None,
                  anchors: str = "all", num_samples: int = 64, variant: str = "paper") -> None:
         super().__init__()
-        if mode == "soft" and (list_length is None or list_length > MAX_EXACT):
+        wanted = resolve_list_length(mode, list_length)
+        if mode == "soft" and (wanted is None or wanted > MAX_EXACT):
             raise ValueError(f"darkrank soft: list_length must be <= {MAX_EXACT} for exact enumeration "
                              f"(got {list_length}); use mode 'mc' for long lists")
         self.params = dict(mode=mode, alpha=alpha, beta=beta, list_length=list_length, anchors=anchors,
