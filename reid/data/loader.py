@@ -9,20 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .image_io import ImageReadError, read_image  # noqa: F401  (re-exported: strict reading lives there)
 from .sampler import PKSampler
 from .transforms import build_transforms
-
-
-class ImageReadError(OSError):
-    """An image file that is missing, empty or not decodable."""
-
-
-def read_image(path: str) -> np.ndarray:
-    """RGB uint8 (H, W, 3) image from a file; `ImageReadError` naming the path when it cannot be read."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ImageReadError(f"cannot read image {path} (missing, empty or not an image)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 class ImageDataset(Dataset):
