@@ -33,6 +33,7 @@ setup(
         "test": ["pytest>=7", "pytest-timeout"],
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         "bench": ["scikit-learn", "psutil"],
+        "faiss": ["faiss-cpu"],  # optional search backend (reid.search_backends)
     },
     entry_points={
         "console_scripts": [

@@ -36,6 +36,7 @@ DEFAULTS: Dict[str, Any] = {
         "p": 16,  # identities per batch
         "k": 4,  # images per identity
         "sampler": "pk",  # pk (P ids x K images) | darkrank (P*K//4 cross-camera pairs + singles; reid.data.sampler)
+        "sampler": "pk",  # pk (P ids x K images) | darkrank (P*K//4 cross-camera pairs + singles; reid.data.sampler)
         "num_workers": 2,  # worker processes of the albumentations pipeline (the tensor pipeline needs none)
         "pipeline": "tensor",  # tensor (decoded-image cache + batched augmentation) | albumentations (per file)
         "cache_dir": None,  # decoded-image cache: None = <data.root>/.reid_cache, or <output_dir>/cache when the
@@ -119,6 +120,7 @@ DEFAULTS: Dict[str, Any] = {
 
 CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_error": ("raise", "skip"),
+    "data.sampler": ("pk", "darkrank"),
     "data.sampler": ("pk", "darkrank"),
     "data.pipeline": ("tensor", "albumentations"),
     "model.pooling": ("avg", "gem", "max"),

@@ -86,11 +86,18 @@ class FeatureExtractor:
 
 
 def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: int = 10, rerank: bool = False,
-           k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> Tuple[np.ndarray, np.ndarray]:
-    """Rank the gallery for each query: (indices (Q, k), distances (Q, k)), nearest first, ties by gallery order.
+           k1: int = 20, k2: int = 6, lambda_value: float = 0.3, backend: str = "exact",
+           index: Optional[Any] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Rank the gallery for each query: (indices (Q, k), distances (Q, k)), nearest first, ties by gallery index.
 
-    Distances are squared Euclidean, or the k-reciprocal re-ranked distance (Zhong et al. 2017) with `rerank`.
+    Distances are squared Euclidean (float64, exact), or the k-reciprocal re-ranked distance (Zhong et al. 2017)
+    with `rerank`. `backend`: "exact" (torch), "faiss" (exact flat index: the same neighbours) or "faiss-ivf"
+    (approximate, for galleries of millions); `index` reuses a prebuilt `reid.search_backends.FaissIndex`.
     """
+    from .search_backends import BACKENDS, FaissIndex, exact_search
+
+    if backend not in BACKENDS:
+        raise ValueError(f"search: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     q = torch.as_tensor(query_features, dtype=torch.float32)
     g = torch.as_tensor(gallery_features, dtype=torch.float32)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
@@ -99,17 +106,25 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
     if len(g) == 0 or len(q) == 0:
         raise ValueError(f"search: empty query ({len(q)}) or gallery ({len(g)})")
     topk = min(int(topk), len(g))
+    if topk < 1:
+        raise ValueError(f"search: topk must be at least 1, got {topk}")
     if rerank:
+        if backend != "exact":
+            raise ValueError(f"search: re-ranking needs every query-gallery distance; use backend 'exact', "
+                             f"not {backend!r}")
         from .evaluation.rerank import k_reciprocal_rerank
 
         k1_eff = min(k1, len(q) + len(g) - 1)
         if k1_eff != k1:
             warnings.warn(f"re-ranking: k1 lowered from {k1} to {k1_eff} for {len(q) + len(g)} images")
         dist = np.asarray(k_reciprocal_rerank(q, g, k1=k1_eff, k2=min(k2, k1_eff), lambda_value=lambda_value))
-    else:
-        dist = (q.pow(2).sum(1, keepdim=True) + g.pow(2).sum(1)[None] - 2 * q @ g.T).clamp_min(0).numpy()
-    order = np.argsort(dist, axis=1, kind="stable")[:, :topk]
-    return order, np.take_along_axis(dist, order, axis=1)
+        order = np.argsort(dist, axis=1, kind="stable")[:, :topk]
+        return order, np.take_along_axis(dist, order, axis=1)
+    if backend == "exact":
+        return exact_search(q, g, topk)
+    if index is None:
+        index = FaissIndex(g.numpy(), kind="flat" if backend == "faiss" else "ivf")
+    return index.search(q, topk)
 
 
 def list_images(folder: Union[str, Path]) -> List[Path]:

@@ -1,0 +1,130 @@
+"""Nearest-gallery search backends for `reid.search` and the demo: exact (torch) and faiss (optional extra).
+
+Every backend returns neighbours in one order: exact float64 squared Euclidean distance, ties by gallery index.
+Candidates come from float32 (or fp16-stored) distances with a margin of extra ones, and their order is then
+settled in float64, because float32 distances of high-dimensional features crowd together closer than float32 can
+separate: without this, two correct implementations (ours, faiss's BLAS) disagree on near-ties. Exact flat faiss
+search therefore returns the same neighbours as the torch search; IVF trades recall for speed on galleries of
+millions (`benchmarks/faiss_search.py`).
+
+faiss is imported only when a faiss backend is asked for: `pip install reid[faiss]` (faiss-cpu).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+BACKENDS = ("exact", "faiss", "faiss-ivf")
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def import_faiss():
+    """The faiss module, or one clear error saying which extra installs it."""
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("the faiss search backend needs faiss: pip install 'reid[faiss]' (or faiss-cpu)") from None
+    return faiss
+
+
+def faiss_available() -> bool:
+    try:
+        import_faiss()
+    except ImportError:
+        return False
+    return True
+
+
+def _as_numpy(x: ArrayLike) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def refine(query: ArrayLike, gallery: ArrayLike, candidates: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Order each query's candidate gallery indices (-1 = none) by exact float64 distance, ties by index.
+
+    Returns (Q, k) indices and float64 squared distances; rows with fewer than k candidates pad with -1 / inf.
+    """
+    q = _as_numpy(query)
+    g = gallery if isinstance(gallery, np.ndarray) else _as_numpy(gallery)
+    out_i = np.full((len(q), k), -1, dtype=np.int64)
+    out_d = np.full((len(q), k), np.inf, dtype=np.float64)
+    for r in range(len(q)):
+        cand = np.unique(candidates[r][candidates[r] >= 0])  # sorted: a stable sort below breaks ties by index
+        diff = g[cand].astype(np.float64) - q[r].astype(np.float64)[None]
+        d = np.einsum("ij,ij->i", diff, diff)
+        order = np.argsort(d, kind="stable")[:k]
+        out_i[r, :len(order)], out_d[r, :len(order)] = cand[order], d[order]
+    return out_i, out_d
+
+
+def exact_search(query: torch.Tensor, gallery: torch.Tensor, k: int, extra: int = 8,
+                 chunk: int = 256) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact top-k: float32 candidates (every item within the (k + extra)-th distance, so ties are all kept),
+    then the float64 order."""
+    q, g = query.float(), gallery.float()
+    g_sq = g.pow(2).sum(1)
+    m = min(len(g), k + extra)
+    idx, dist = [], []
+    for s in range(0, len(q), chunk):
+        d = (q[s:s + chunk].pow(2).sum(1, keepdim=True) + g_sq[None] - 2 * q[s:s + chunk] @ g.T).clamp_min(0)
+        cut = torch.kthvalue(d, m, dim=1, keepdim=True).values if m < len(g) else d.max(1, keepdim=True).values
+        mask = (d <= cut).numpy()
+        width = int(mask.sum(1).max())
+        cand = np.full((len(d), width), -1, dtype=np.int64)
+        for r, row in enumerate(mask):
+            hit = np.flatnonzero(row)
+            cand[r, :len(hit)] = hit
+        i, dd = refine(q[s:s + chunk], g, cand, min(k, len(g)))
+        idx.append(i)
+        dist.append(dd)
+    return np.concatenate(idx), np.concatenate(dist)
+
+
+class FaissIndex:
+    """A faiss index over gallery features: `kind="flat"` (exact) or `"ivf"` (inverted lists, approximate).
+
+    `fp16=True` stores IVF vectors as float16 (half the memory of float32; 1M x 2048-d is 4 GiB). The gallery
+    array is kept by reference for the exact float64 refinement of the candidates.
+    """
+
+    def __init__(self, gallery: ArrayLike, kind: str = "flat", nlist: Optional[int] = None, nprobe: int = 32,
+                 fp16: bool = True, extra: int = 8, seed: int = 0, add_chunk: int = 65536) -> None:
+        faiss = import_faiss()
+        if kind not in ("flat", "ivf"):
+            raise ValueError(f"FaissIndex kind: expected 'flat' or 'ivf', got {kind!r}")
+        g = gallery if isinstance(gallery, np.ndarray) else _as_numpy(gallery)
+        if g.ndim != 2 or len(g) == 0:
+            raise ValueError(f"FaissIndex: gallery features must be a non-empty (N, D) array, got {g.shape}")
+        self.gallery, self.kind, self.extra = g, kind, int(extra)
+        n, dim = g.shape
+        if kind == "flat":
+            self.index = faiss.IndexFlatL2(dim)
+        else:
+            # ~4 sqrt(N) lists, each with enough training points (faiss warns below 39 per centroid)
+            self.nlist = int(nlist or min(max(1, int(4 * math.sqrt(n))), max(1, n // 39)))
+            quantizer = faiss.IndexFlatL2(dim)
+            if fp16:
+                self.index = faiss.IndexIVFScalarQuantizer(quantizer, dim, self.nlist, faiss.ScalarQuantizer.QT_fp16,
+                                                           faiss.METRIC_L2)
+            else:
+                self.index = faiss.IndexIVFFlat(quantizer, dim, self.nlist, faiss.METRIC_L2)
+            self._quantizer = quantizer  # faiss does not own it from Python: keep it alive
+            rng = np.random.default_rng(seed)
+            sample = np.sort(rng.choice(n, size=min(n, 64 * self.nlist), replace=False))
+            self.index.train(np.ascontiguousarray(g[sample], dtype=np.float32))
+            self.index.nprobe = int(min(nprobe, self.nlist))
+        for s in range(0, n, add_chunk):  # float32 copies one chunk at a time (fp16 galleries stay fp16)
+            self.index.add(np.ascontiguousarray(g[s:s + add_chunk], dtype=np.float32))
+
+    def search(self, query: ArrayLike, k: int, refine_exact: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+        """(Q, k) gallery indices and squared distances, nearest first (float64 exact distances when refined)."""
+        q = np.ascontiguousarray(_as_numpy(query), dtype=np.float32)
+        k = min(int(k), len(self.gallery))
+        m = min(len(self.gallery), k + self.extra) if refine_exact else k
+        dist, idx = self.index.search(q, m)
+        if not refine_exact:
+            return idx.astype(np.int64), dist.astype(np.float64)
+        return refine(q, self.gallery, idx.astype(np.int64), k)
