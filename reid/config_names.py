@@ -1,0 +1,182 @@
+"""Finding configs by name, and the config key names users bring from torchreid and fast-reid.
+
+Configs ship inside the package (`reid/configs/` in a wheel, the checkout's `configs/` otherwise), so
+`--config sn/market1501` works from any directory and from a non-editable install; a path to a file always wins.
+
+Key aliases: a name whose meaning is identical here (`optim.base_lr`, `model.name`, `SOLVER.MAX_EPOCH`, ...) is
+accepted and moved to its canonical key; a name whose meaning differs (`data.batch_size`: batches here are P
+identities x K images) is an error that explains what to write instead. Without this table the nearest-spelling
+suggestion would propose an unrelated key (`data.batch_size` -> `data.test_batch_size`).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+_BATCH = ("the training batch is data.p identities x data.k images each (batch size = p x k, e.g. data.p=16 "
+          "data.k=4 for 64 images); the evaluation batch is data.test_batch_size")
+_DATASET = "one dataset trains and evaluates: data.dataset (a name such as market1501; see reid.data.DATASETS)"
+_SCHEDULE = "schedule.name: constant | multistep | constant_exp | warmup_cosine (milestones in schedule.milestones)"
+
+# lower-case alias -> (canonical key, or None when only an explanation fits; what it is)
+ALIASES: Dict[str, Tuple[Optional[str], str]] = {
+    # learning rate and optimiser
+    "optim.base_lr": ("optim.lr", "the base learning rate"),
+    "solver.base_lr": ("optim.lr", "fast-reid's SOLVER.BASE_LR"),
+    "train.lr": ("optim.lr", "torchreid's train.lr"),
+    "train.base_lr": ("optim.lr", "the base learning rate"),
+    "train.optim": ("optim.name", "torchreid's train.optim"),
+    "solver.optimizer_name": ("optim.name", "fast-reid's SOLVER.OPTIMIZER_NAME"),
+    "train.weight_decay": ("optim.weight_decay", "torchreid's train.weight_decay"),
+    "solver.weight_decay": ("optim.weight_decay", "fast-reid's SOLVER.WEIGHT_DECAY"),
+    "sgd.momentum": ("optim.momentum", "torchreid's sgd.momentum"),
+    "solver.momentum": ("optim.momentum", "fast-reid's SOLVER.MOMENTUM"),
+    # schedule and length
+    "train.max_epoch": ("train.epochs", "torchreid's train.max_epoch"),
+    "solver.max_epoch": ("train.epochs", "fast-reid's SOLVER.MAX_EPOCH"),
+    "train.stepsize": ("schedule.milestones", "torchreid's train.stepsize (epochs)"),
+    "train.gamma": ("schedule.gamma", "torchreid's train.gamma"),
+    "solver.gamma": ("schedule.gamma", "fast-reid's SOLVER.GAMMA"),
+    "train.lr_scheduler": (None, _SCHEDULE),
+    "solver.sched": (None, _SCHEDULE),
+    "solver.steps": (None, "schedule.milestones, given in epochs"),
+    "train.seed": ("seed", "the random seed"),
+    "train.print_freq": ("train.log_every", "torchreid's train.print_freq"),
+    "test.eval_freq": ("train.eval_every", "torchreid's test.eval_freq"),
+    "test.eval_period": ("train.eval_every", "fast-reid's TEST.EVAL_PERIOD"),
+    # batches and loading
+    "data.batch_size": (None, _BATCH),
+    "train.batch_size": (None, _BATCH),
+    "solver.ims_per_batch": (None, _BATCH),
+    "dataloader.batch_size": (None, _BATCH),
+    "test.batch_size": ("data.test_batch_size", "torchreid's test.batch_size"),
+    "test.ims_per_batch": ("data.test_batch_size", "fast-reid's TEST.IMS_PER_BATCH"),
+    "sampler.num_instances": ("data.k", "torchreid's num_instances (images per identity)"),
+    "data.num_instances": ("data.k", "torchreid's num_instances (images per identity)"),
+    "dataloader.num_instance": ("data.k", "fast-reid's DATALOADER.NUM_INSTANCE (images per identity)"),
+    "data.workers": ("data.num_workers", "torchreid's data.workers"),
+    "dataloader.num_workers": ("data.num_workers", "fast-reid's DATALOADER.NUM_WORKERS"),
+    "data.height": ("transforms.height", "the input height"),
+    "data.width": ("transforms.width", "the input width"),
+    "data.sources": (None, _DATASET),
+    "data.targets": (None, _DATASET),
+    "data.type": (None, "images only: data.dataset names the dataset"),
+    "datasets.names": (None, _DATASET),
+    "datasets.tests": (None, _DATASET),
+    "input.size_train": (None, "transforms.height and transforms.width (test images use the same size)"),
+    "input.size_test": (None, "transforms.height and transforms.width (train and test share one size)"),
+    # model, loss and test
+    "model.name": ("model.backbone", "torchreid's model.name"),
+    "model.arch": ("model.backbone", "the backbone architecture"),
+    "loss.name": (None, "losses are a list of terms: loss.terms: [{name: softmax}, {name: triplet, weight: 1.0}]"),
+    "test.dist_metric": ("test.metric", "torchreid's test.dist_metric"),
+}
+
+
+def packaged_configs_dir() -> Optional[Path]:
+    """The folder of shipped configs: `reid/configs` in an installed wheel, else the checkout's `configs/`."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "configs", here.parent / "configs"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def config_names() -> List[str]:
+    """Names accepted by `--config NAME`, e.g. 'sn/market1501' (files under _base_ are building blocks)."""
+    folder = packaged_configs_dir()
+    if folder is None:
+        return []
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.glob("**/*.yaml")
+                  if "_base_" not in p.relative_to(folder).parts)
+
+
+def find_config(name: Any) -> Path:
+    """A config path from a file path or a packaged name ('sn/market1501', 'configs/sn/market1501.yaml')."""
+    from .config import ConfigError
+
+    path = Path(str(name)).expanduser()
+    if path.is_file():
+        return path
+    folder = packaged_configs_dir()
+    if folder is not None and not path.is_absolute():
+        parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+        if parts:
+            relative = Path(*parts)
+            for candidate in (relative, relative.with_name(relative.name + ".yaml")):
+                if (folder / candidate).is_file():
+                    return folder / candidate
+    names = config_names()
+    close = difflib.get_close_matches(str(name).removeprefix("configs/").removesuffix(".yaml"), names, n=1,
+                                      cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    where = f" (packaged configs are in {folder})" if folder is not None else ""
+    raise ConfigError(f"config file not found: {name}: neither a file nor a packaged config name{hint}{where}")
+
+
+def _in_schema(key: str, defaults: Mapping[str, Any], open_sections: Any) -> bool:
+    node: Any = defaults
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+        if ".".join(parts[:depth + 1]) in open_sections:
+            return True
+    return True
+
+
+def canonical_key(key: str, source: str) -> str:
+    """An override's key after aliasing (`optim.base_lr` -> `optim.lr`); explanation-only aliases raise."""
+    from .config import DEFAULTS, OPEN_SECTIONS, ConfigError
+
+    if _in_schema(key, DEFAULTS, OPEN_SECTIONS) or key.lower() not in ALIASES:
+        return key
+    target, note = ALIASES[key.lower()]
+    if target is None:
+        raise ConfigError(f"config key '{key}' in {source} does not exist here: {note}")
+    return target
+
+
+def apply_aliases(tree: Mapping[str, Any], source: str) -> Dict[str, Any]:
+    """Move aliased keys of a raw YAML mapping to their canonical place; explain the ones that have none.
+
+    Unknown keys without an alias are left in place for the schema check to report."""
+    from .config import DEFAULTS, OPEN_SECTIONS, ConfigError
+
+    out = copy.deepcopy(dict(tree))
+    moves: List[Tuple[str, str, Any]] = []
+
+    def walk(node: Dict[str, Any], schema: Any, prefix: str) -> None:
+        for name in list(node):
+            key, value = f"{prefix}{name}", node[name]
+            if isinstance(schema, dict) and name in schema:
+                if key not in OPEN_SECTIONS and isinstance(value, dict) and isinstance(schema[name], dict):
+                    walk(value, schema[name], key + ".")
+                continue
+            alias = ALIASES.get(key.lower())
+            if alias is not None:
+                target, note = alias
+                if target is None:
+                    raise ConfigError(f"config key '{key}' in {source} does not exist here: {note}")
+                del node[name]
+                moves.append((key, target, value))
+            elif isinstance(value, dict):  # a foreign section such as fast-reid's SOLVER: look inside
+                walk(value, None, key + ".")
+                if not value:
+                    del node[name]
+
+    walk(out, DEFAULTS, "")
+    for key, target, value in moves:
+        node = out
+        parts = target.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key '{key}' in {source}: '{target}' cannot be set ({part} is not a section)")
+        if parts[-1] in node:
+            raise ConfigError(f"config key '{key}' in {source} means '{target}', which is also set there; keep one")
+        node[parts[-1]] = value
+    return out
