@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from ..progress import progress as progress_bar
 from . import distributed
 
 
@@ -33,8 +33,8 @@ def extract_features(
     was_training = model.training
     model.eval()
     feats, pids, camids = [], [], []
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and distributed.is_main_process()))
-    for batch in bar:
+    # A bar on a terminal, ETA lines when redirected; only rank 0 reports so DDP logs are not multiplied.
+    for batch in progress_bar(loader, desc, enabled=progress and distributed.is_main_process()):
         images = batch["img"].to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
             out = _embedding(model, images)
