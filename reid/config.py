@@ -14,6 +14,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from .config_names import apply_aliases, canonical_key, find_config
+
 PathLike = Union[str, Path]
 
 
@@ -34,7 +36,11 @@ DEFAULTS: Dict[str, Any] = {
         "p": 16,  # identities per batch
         "k": 4,  # images per identity
         "sampler": "pk",  # pk (P ids x K images) | darkrank (P*K//4 cross-camera pairs + singles; reid.data.sampler)
-        "num_workers": 2,
+        "num_workers": 2,  # worker processes of the albumentations pipeline (the tensor pipeline needs none)
+        "pipeline": "tensor",  # tensor (decoded-image cache + batched augmentation) | albumentations (per file)
+        "cache_dir": None,  # decoded-image cache: None = <data.root>/.reid_cache, or <output_dir>/cache when the
+        # data root is read-only; "off" = decode into memory, no file
+        "cache_max_gb": 8.0,  # a split whose decoded images exceed this falls back to the albumentations pipeline
         "test_batch_size": 128,
         "on_error": "raise",  # unreadable images: raise | skip
     },
@@ -114,6 +120,7 @@ DEFAULTS: Dict[str, Any] = {
 CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_error": ("raise", "skip"),
     "data.sampler": ("pk", "darkrank"),
+    "data.pipeline": ("tensor", "albumentations"),
     "model.pooling": ("avg", "gem", "max"),
     "model.classifier": (None, "linear", "large_margin"),
     "optim.name": ("sgd", "adam", "adamw"),
@@ -138,6 +145,8 @@ RESUME_SAFE_PREFIXES = (
     "train.ranklist_queries",
     "train.flip_test",
     "data.num_workers",
+    "data.cache_dir",
+    "data.cache_max_gb",
     "data.test_batch_size",
     "data.root",
     "test.",
@@ -270,6 +279,7 @@ def _raw_chain(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
         raise ConfigError(f"circular _base_ chain: {chain}")
     data = _read_yaml(path)
     bases = data.pop("_base_", None)
+    data = apply_aliases(data, str(path))  # torchreid/fast-reid names moved to ours, or explained
     merge(DEFAULTS, data, str(path))  # validate this file's own keys and values, naming it in errors
     raw: Dict[str, Any] = {}
     if bases is not None:
@@ -314,11 +324,18 @@ def _nest(key: str, value: Any) -> Dict[str, Any]:
     return root
 
 
-def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> Dict[str, Any]:
-    """Resolve defaults <- YAML file (with its `_base_` chain) <- `key=value` overrides."""
-    config = _resolve_file(Path(path)) if path is not None else copy.deepcopy(DEFAULTS)
+def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = (),
+                base: Optional[Mapping[str, Any]] = None, base_source: str = "config") -> Dict[str, Any]:
+    """Resolve defaults <- YAML file (with its `_base_` chain) <- `base` mapping <- `key=value` overrides.
+
+    `path` is a file or a packaged config name ('sn/market1501'); `base` is e.g. the config stored in a
+    checkpoint (named `base_source` in errors)."""
+    config = _resolve_file(find_config(path)) if path is not None else copy.deepcopy(DEFAULTS)
+    if base is not None:
+        config = merge(config, apply_aliases(base, base_source), base_source)
     for text in overrides:
         key, value = parse_override(text)
+        key = canonical_key(key, f"override '{text}'")
         head = key.split(".")
         # An override inside an open section replaces just that leaf (e.g. data.kwargs.split_id=3).
         for depth in range(1, len(head)):
