@@ -60,6 +60,8 @@ DEFAULTS: Dict[str, Any] = {
         # Each term: {name, weight, input?, teacher_input?, **params}; see reid.losses.CombinedLoss.
         "terms": [{"name": "triplet", "weight": 1.0}],
         "density_features": "pooled",  # which output D0 is measured on (density adaptivity)
+        "density_d0": "start",  # D0 measured on: start (the network before training) | path to a checkpoint
+        "density_init": "constant",  # alpha_c init: constant (alpha_init, 0.5) | start | checkpoint path (measured)
     },
     "optim": {
         "name": "adam",  # sgd | adam | adamw

@@ -110,3 +110,61 @@ def test_every_base_runs_with_gradient(base):
     loss = module(x, y)
     loss.backward()
     assert torch.isfinite(loss) and x.grad.abs().sum() > 0
+
+
+def test_normalize_all_uses_the_number_of_training_classes():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1, 4, 4])
+    alpha = torch.rand(10, generator=g, dtype=torch.float64)
+    d0 = torch.rand(10, generator=g, dtype=torch.float64) + 0.5
+    classes = [0, 1, 4]
+    dens = [((x[y == c] - x[y == c].mean(0)) ** 2).sum(1).mean() for c in classes]
+    first = sum((dens[k] - alpha[c]) ** 2 - alpha[c] for k, c in enumerate(classes))
+    cross = sum((d0[j] ** 0.5 * alpha[i] - d0[i] ** 0.5 * alpha[j]) ** 2 for i in classes for j in classes)
+    ref_all, ref_batch = first / 10 + cross / 100, first / 3 + cross / 9
+    assert torch.allclose(density_adaptivity_loss(x, y, alpha, d0, 0.5, num_classes=10), ref_all, atol=1e-12)
+    assert torch.allclose(density_adaptivity_loss(x, y, alpha, d0, 0.5), ref_batch, atol=1e-12)
+    for normalize, ref in (("all", ref_all), ("batch", ref_batch)):
+        module = build_loss("density_adaptivity", num_classes=10, base="contrastive", lam=2.0, normalize=normalize)
+        module.set_d0(d0 * 1.0)
+        with torch.no_grad():
+            module.alpha.copy_(alpha)
+        d0n = d0 / d0.mean()
+        cross_n = sum((d0n[j] ** 0.5 * alpha[i] - d0n[i] ** 0.5 * alpha[j]) ** 2 for i in classes for j in classes)
+        c = 10 if normalize == "all" else 3
+        expect = module.base(x, y) + 2.0 * (first / c + cross_n / c ** 2)
+        assert torch.allclose(module(x, y).double(), expect, atol=1e-6)
+    with pytest.raises(ValueError, match="normalize must be 'batch' or 'all'"):
+        build_loss("density_adaptivity", num_classes=3, normalize="classes")
+
+
+def test_bases_default_to_the_papers_squared_distances():
+    g = torch.Generator().manual_seed(6)
+    x = torch.nn.functional.normalize(torch.randn(8, 4, generator=g, dtype=torch.float64), dim=1) * 0.6
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    paper_c = build_loss("density_adaptivity", num_classes=4, base="contrastive").base
+    assert paper_c(x, y).item() == pytest.approx(build_loss("contrastive", distance="squared")(x, y).item())
+    paper_t = build_loss("density_adaptivity", num_classes=4, base="triplet").base
+    assert paper_t(x, y).item() == pytest.approx(build_loss("triplet", margin=1.0, distance="squared")(x, y).item())
+    old = build_loss("density_adaptivity", num_classes=4, base="triplet", base_distance="euclidean").base
+    assert old(x, y).item() == pytest.approx(build_loss("triplet")(x, y).item())  # previous: Euclidean, margin 0.3
+    given = build_loss("density_adaptivity", num_classes=4, base="triplet", base_params={"margin": 0.5}).base
+    assert (given.margin, given.distance) == (0.5, "squared")
+    build_loss("density_adaptivity", num_classes=4, base="npair")  # inner products: no distance option
+    with pytest.raises(ValueError, match="base_distance"):
+        build_loss("density_adaptivity", num_classes=4, base_distance="cosine")
+
+
+def test_set_alpha_initialises_targets_from_measured_densities():
+    module = build_loss("density_adaptivity", num_classes=3, base="contrastive")
+    assert torch.allclose(module.alpha.detach(), torch.full((3,), 0.5))  # the paper's initial value
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 0.0], [0.0, 4.0], [1.0, 1.0], [1.0, 1.0]])
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    module.set_alpha(compute_class_densities(x, y, 3))
+    assert torch.allclose(module.alpha.detach(), torch.tensor([1.0, 4.0, 0.0]))
+    assert module.alpha.requires_grad
+    with pytest.raises(ValueError, match="alpha init has shape"):
+        module.set_alpha(torch.ones(4))
+    with pytest.raises(ValueError, match="finite"):
+        module.set_alpha(torch.tensor([1.0, float("nan"), 0.0]))

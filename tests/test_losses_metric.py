@@ -218,3 +218,34 @@ def test_bad_parameters_and_inputs():
         build_loss("triplet")(torch.randn(4, 3), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"multi_similarity: expected embeddings of shape \(B, d\)"):
         build_loss("multi_similarity")(torch.randn(4, 3, 2), torch.tensor([0, 1, 0, 1]))
+
+
+def test_squared_distance_bases_of_the_density_paper():
+    """Li et al. TMM'19: contrastive = D (positives) and max(0, 1 - D) (negatives), triplet [1 + D_ap - D_an]_+,
+    with D the squared Euclidean distance."""
+    x, y = batch(seed=5)
+    z = (x * 0.4).detach().requires_grad_(True)  # some negatives inside the margin: both hinge branches active
+
+    def contrastive_naive(x, y):
+        vals = []
+        for i in range(len(x)):
+            for j in range(len(x)):
+                if i != j:
+                    d2 = ((x[i] - x[j]) ** 2).sum()
+                    vals.append(d2 if y[i] == y[j] else torch.clamp(1.0 - d2, min=0))
+        return sum(vals) / len(vals)
+
+    def triplet_naive(x, y):
+        total = 0
+        for a in range(len(x)):
+            dp = max(((x[a] - x[p]) ** 2).sum() for p in range(len(x)) if p != a and y[p] == y[a])
+            dn = min(((x[a] - x[q]) ** 2).sum() for q in range(len(x)) if y[q] != y[a])
+            total = total + torch.clamp(1.0 + dp - dn, min=0)
+        return total / len(x)
+
+    check(build_loss("contrastive", distance="squared"), contrastive_naive, z, y)
+    check(build_loss("triplet", margin=1.0, distance="squared"), triplet_naive, z, y)
+    # the default is still the Euclidean form, which differs on the same batch
+    assert build_loss("contrastive")(z, y).item() != pytest.approx(contrastive_naive(z, y).item(), rel=1e-3)
+    with pytest.raises(ValueError, match="distance must be 'euclidean' or 'squared'"):
+        build_loss("triplet", distance="cosine")

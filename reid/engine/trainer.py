@@ -224,28 +224,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ density adaptivity D0
     def _prepare_density(self) -> None:
-        """Measure each training class's original density D0 once, before the first epoch (TMM'19)."""
-        targets = [m for m in self.losses.modules() if hasattr(m, "set_d0")]
-        if not targets or self.density_ready:
-            return
-        from ..losses.density import compute_class_densities
+        """Measure D0 (and optionally the initial alpha_c) once, before the first epoch (TMM'19): see
+        reid.engine.density_setup (config keys loss.density_d0, loss.density_init, loss.density_features)."""
+        from .density_setup import setup_density
 
-        key = self.cfg["loss"]["density_features"]
-        loader = self.build_test_loader(self.train_set, self.test_transform_cfg,
-                                        batch_size=self.cfg["data"]["test_batch_size"], num_workers=0)
-        self.model.eval()
-        feats, labels = [], []
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            for batch in tqdm(loader, desc="D0", leave=False, disable=not self.progress):
-                out = self.model(batch["img"].to(self.device), return_dict=True)
-                feats.append(out[key].float().cpu())
-                labels.append(batch["pid"])
-        self.model.train()
-        d0 = compute_class_densities(torch.cat(feats), torch.cat(labels), self.num_classes)
-        for module in targets:
-            module.set_d0(d0.to(self.device))
-        self.density_ready = True
-        self.monitor.log(f"density adaptivity: D0 measured on {len(self.train_set)} images ({key} features)")
+        setup_density(self)
 
     # ------------------------------------------------------------------ training
     def fit(self) -> Optional[Any]:

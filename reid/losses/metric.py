@@ -7,7 +7,7 @@ from typing import Tuple
 import torch
 from torch.nn import functional as F
 
-from .base import ReIDLoss, pairwise_dist, same_label, upcast
+from .base import ReIDLoss, pairwise_dist, pairwise_sq_dist, same_label, upcast
 from .registry import LOSSES
 
 
@@ -20,6 +20,20 @@ def _check(inputs: torch.Tensor, labels: torch.Tensor, name: str) -> torch.Tenso
         raise ValueError(f"{name}: labels must have shape ({inputs.shape[0]},) to match the embeddings, got "
                          f"{tuple(labels.shape)}")
     return upcast(inputs)
+
+
+DISTANCES = ("euclidean", "squared")
+
+
+def _check_distance(distance: str, name: str) -> str:
+    if distance not in DISTANCES:
+        raise ValueError(f"{name}: distance must be 'euclidean' or 'squared', got {distance!r}")
+    return distance
+
+
+def _distances(x: torch.Tensor, distance: str) -> torch.Tensor:
+    """Euclidean (sqrt(clamp(d2, 1e-12))) or squared Euclidean pairwise distances."""
+    return pairwise_sq_dist(x) if distance == "squared" else pairwise_dist(x)
 
 
 def _masks(labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -37,11 +51,13 @@ class TripletLoss(ReIDLoss):
     both; the default) or batch_all (every valid triplet (a, p, n), averaged over the active ones with a non-zero
     loss, the paper's "BA!=0"); margin: the hinge [m + d_ap - d_an]_+ with this margin (0.3 by default), or "soft"
     for the soft margin log(1 + exp(d_ap - d_an)). Distances are sqrt(clamp(d2, 1e-12)): finite gradients for
-    duplicates.
+    duplicates. distance="squared" uses squared Euclidean distances instead, [m + d_ap^2 - d_an^2]_+ (the triplet
+    base of the density-adaptivity paper, Li et al. TMM 2019, with margin 1).
     """
 
-    def __init__(self, margin: float | str = 0.3, mining: str = "batch_hard") -> None:
+    def __init__(self, margin: float | str = 0.3, mining: str = "batch_hard", distance: str = "euclidean") -> None:
         super().__init__()
+        self.distance = _check_distance(distance, "triplet")
         if mining not in ("batch_hard", "batch_all"):
             raise ValueError(f"triplet: mining must be batch_hard or batch_all, got {mining!r}")
         if margin != "soft" and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0):
@@ -52,7 +68,7 @@ class TripletLoss(ReIDLoss):
         return F.softplus(x) if self.margin == "soft" else F.relu(x + float(self.margin))
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        d = pairwise_dist(_check(inputs, labels, "triplet"))
+        d = _distances(_check(inputs, labels, "triplet"), self.distance)
         pos, neg = _masks(labels)
         if self.mining == "batch_hard":
             hardest_pos = torch.where(pos, d, torch.zeros_like(d)).max(1).values
@@ -74,19 +90,31 @@ class ContrastiveLoss(ReIDLoss):
     ordered pairs (i != j): positives relu(d - pos_margin)^2, negatives relu(neg_margin - d)^2.
 
     The default negative margin 1 is the density-adaptivity paper's contrastive margin; DarkRank's verification loss
-    is this loss with pos_margin 0 and neg_margin 0.9 (weight 5). A positive margin > 0 stops pulling positives once
-    they are that close (the double-margin variant)."""
+    is this loss with pos_margin 0 and neg_margin 0.9 (weight 5, on the normalised embedding; the DarkRank paper
+    names it a verification loss on image pairs without giving its formula, and methods.md reads it as this
+    contrastive loss). A positive margin > 0 stops pulling positives once they are that close (the double-margin
+    variant).
 
-    def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
+    distance="squared": the density-adaptivity paper's contrastive base (Li et al. TMM 2019): with D the SQUARED
+    Euclidean distance, positives cost relu(D - pos_margin) and negatives relu(neg_margin - D) (the hinge on the
+    squared distance, not squared), margin 1."""
+
+    def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0, distance: str = "euclidean") -> None:
         super().__init__()
+        self.distance = _check_distance(distance, "contrastive")
         if not 0 <= pos_margin < neg_margin:
             raise ValueError(f"contrastive: need 0 <= pos_margin < neg_margin, got {pos_margin} and {neg_margin}")
         self.pos_margin, self.neg_margin = float(pos_margin), float(neg_margin)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        d = pairwise_dist(_check(inputs, labels, "contrastive"))
+        x = _check(inputs, labels, "contrastive")
         pos, neg = _masks(labels)
-        loss = torch.where(pos, F.relu(d - self.pos_margin).pow(2), F.relu(self.neg_margin - d).pow(2))
+        if self.distance == "squared":
+            d2 = pairwise_sq_dist(x)
+            loss = torch.where(pos, F.relu(d2 - self.pos_margin), F.relu(self.neg_margin - d2))
+        else:
+            d = pairwise_dist(x)
+            loss = torch.where(pos, F.relu(d - self.pos_margin).pow(2), F.relu(self.neg_margin - d).pow(2))
         pairs = pos | neg
         return loss[pairs].mean() if pairs.any() else loss.sum() * 0  # a single sample has no pair
 
