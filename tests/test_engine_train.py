@@ -19,7 +19,7 @@ FAMILIES = {
     "large_margin_contrastive": dict(terms=[{"name": "large_margin_softmax"},
                                             {"name": "contrastive", "weight": 5.0, "neg_margin": 0.9}],
                                      model={"classifier": "large_margin", "margin": 3}),
-    "support_neighbor": dict(terms=[{"name": "support_neighbor", "k": 10, "sigma": 10.0}]),
+    "support_neighbor": dict(terms=[{"name": "support_neighbor", "k": 10, "sigma": 10.0}], epochs=6),
     "density_adaptivity": dict(terms=[{"name": "density_adaptivity", "base": "contrastive", "lam": 1.0}]),
     "horde": dict(terms=[{"name": "contrastive"}, {"name": "horde", "base": "contrastive"}],
                   model={"horde": {"orders": 3, "projection_dim": 64, "embedding_dim": 16}}),

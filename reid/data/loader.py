@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -10,7 +10,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .image_io import ImageReadError, read_image  # noqa: F401  (re-exported: strict reading lives there)
-from .sampler import PKSampler
 from .transforms import build_transforms
 
 
@@ -70,32 +69,65 @@ class ImageDataset(Dataset):
         return item
 
 
-def _worker_init(worker_id: int) -> None:
-    """Disable OpenCV threading and seed this worker's augmentation RNG.
+class BatchFields:
+    """The non-image fields of a batch (`pid`, `camid`, `index`, `attributes`), as `ImageDataset` gives them."""
 
-    `get_worker_info().seed` is derived from the DataLoader's generator (seeded in `build_train_loader`) and
-    the worker id, so the augmentations are reproducible for a given seed and number of workers.
-    """
-    cv2.setNumThreads(0)  # workers are the parallelism; OpenCV threads would oversubscribe the cores
-    info = torch.utils.data.get_worker_info()
-    transform = getattr(info.dataset, "transform", None) if info is not None else None
-    if transform is not None and hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(info.seed % 2**32)
+    def __init__(self, samples: Sequence[Any]) -> None:
+        self.pids = torch.tensor([int(s.pid) for s in samples], dtype=torch.long)
+        self.camids = torch.tensor([int(s.camid) for s in samples], dtype=torch.long)
+        dims = {len(s.extras["attributes"]) for s in samples if "attributes" in s.extras}
+        self.attributes = None
+        if dims:
+            dim = dims.pop()
+            self.attributes = torch.stack([
+                torch.as_tensor(s.extras["attributes"], dtype=torch.float32) if "attributes" in s.extras
+                else torch.full((dim,), float("nan")) for s in samples])
+
+    def __call__(self, indices: Sequence[int]) -> Dict[str, Any]:
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        batch = {"pid": self.pids[idx], "camid": self.camids[idx], "index": idx}
+        if self.attributes is not None:
+            batch["attributes"] = self.attributes[idx]
+        return batch
 
 
-def build_train_loader(samples: Sequence[Any], transform_cfg: Optional[Mapping[str, Any]] = None, p: int = 16,
-                       k: int = 4, seed: int = 0, num_workers: int = 0, rank: Optional[int] = None,
-                       world_size: Optional[int] = None, on_error: str = "raise") -> DataLoader:
-    """P x K training loader (`PKSampler`); augmentations seeded from `seed` (see `_worker_init`)."""
-    dataset = ImageDataset(samples, build_transforms(transform_cfg, train=True, seed=seed), on_error)
-    sampler = PKSampler([s.pid for s in samples], p, k, seed=seed, rank=rank, world_size=world_size)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, worker_init_fn=_worker_init,
-                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+class DecodedTestLoader:
+    """Ordered batches of a decoded split (`reid.data.cache`), normalised: the test pipeline on tensors."""
+
+    def __init__(self, samples: Sequence[Any], decoded: Any, transform_cfg: Optional[Mapping[str, Any]] = None,
+                 batch_size: int = 128) -> None:
+        from .batch_augment import BatchAugment
+
+        if len(decoded) != len(samples):
+            raise ValueError(f"decoded images ({len(decoded)}) and samples ({len(samples)}) differ in number")
+        self.decoded = decoded
+        self.batch_size = int(batch_size)
+        self.normalize = BatchAugment(transform_cfg, train=False)
+        self.fields = BatchFields(samples)
+
+    def __len__(self) -> int:
+        return -(-len(self.decoded) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for start in range(0, len(self.decoded), self.batch_size):
+            indices = range(start, min(start + self.batch_size, len(self.decoded)))
+            batch = self.fields(indices)
+            batch["img"] = self.normalize(self.decoded.batch(indices))
+            yield batch
 
 
 def build_test_loader(samples: Sequence[Any], transform_cfg: Optional[Mapping[str, Any]] = None,
-                      batch_size: int = 128, num_workers: int = 0) -> DataLoader:
-    """Ordered loader over `samples` with the test pipeline (resize + normalise); unreadable images raise."""
+                      batch_size: int = 128, num_workers: int = 0, decoded: Any = None):
+    """Ordered loader over `samples` with the test pipeline (resize + normalise); unreadable images raise.
+
+    With `decoded` (the split's `reid.data.cache.DecodedImages`) batches come from the decoded array.
+    """
+    if decoded is not None:
+        return DecodedTestLoader(samples, decoded, transform_cfg, batch_size)
     dataset = ImageDataset(samples, build_transforms(transform_cfg, train=False))
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      worker_init_fn=_worker_init)
+                      worker_init_fn=_no_opencv_threads)
+
+
+def _no_opencv_threads(worker_id: int) -> None:
+    cv2.setNumThreads(0)  # workers are the parallelism; OpenCV threads would oversubscribe the cores

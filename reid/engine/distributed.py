@@ -77,3 +77,13 @@ def parameters_agree(model: torch.nn.Module) -> bool:
     gathered = [torch.zeros_like(mine) for _ in range(world_size())]
     dist.all_gather(gathered, mine)
     return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def any_rank(flag: bool) -> bool:
+    """True when `flag` is true on any rank (e.g. a Ctrl-C seen by one process stops all at the same step)."""
+    if not is_distributed():
+        return bool(flag)
+    value = torch.tensor([1.0 if flag else 0.0],
+                         device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)

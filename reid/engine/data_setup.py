@@ -1,0 +1,103 @@
+"""A run's data path from its config: which pipeline, where the decoded-image cache lives, bad files up front.
+
+The tensor pipeline decodes each split once (`reid.data.cache`) and augments whole batches on the model's
+device; it is used unless the config asks for the albumentations pipeline, a transform has no batched form
+(`random_resized_crop`) or a split's decoded images exceed `data.cache_max_gb`. Either way every image of the
+training split, and of the query/gallery splits when the run evaluates, is checked before the first step: one
+error lists all bad files (`data.on_error=raise`), or they are left out with one warning (`skip`, training only:
+an evaluation never silently drops a query or gallery image).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import torch
+
+from ..data.batch_augment import uses_tensor_pipeline
+from ..data.cache import DecodedImages, decode_split, default_cache_dir
+from ..data.image_io import apply_error_policy, check_images
+from ..data.loader import build_test_loader
+from ..data.sampler import build_batch_sampler
+from ..data.train_loader import build_train_loader
+from ..data.transforms import resolve
+from ..progress import progress as progress_bar
+
+
+class TrainingData:
+    """Decoded splits and loaders of one run."""
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, device: torch.device, monitor: Any,
+                 progress: bool = True) -> None:
+        self.cfg = cfg
+        self.data = cfg["data"]
+        self.transform_cfg = cfg["transforms"]
+        self.device = device
+        self.monitor = monitor
+        self.progress = progress
+        size = resolve(self.transform_cfg)
+        self.height, self.width = int(size["height"]), int(size["width"])
+        self.pipeline = self.data["pipeline"]
+        if self.pipeline == "tensor" and not uses_tensor_pipeline(self.transform_cfg):
+            monitor.log("transforms.random_resized_crop has no batched form: using the albumentations pipeline")
+            self.pipeline = "albumentations"
+        cache_dir = self.data["cache_dir"]
+        self.cache_dir: Optional[Path] = (None if cache_dir == "off" else
+                                          Path(cache_dir) if cache_dir else default_cache_dir(self.data["root"], run_dir))
+        self.decoded: Dict[str, DecodedImages] = {}
+
+    def _decode(self, samples: Sequence[Any], split: str) -> List[tuple]:
+        """Decode `split` (tensor pipeline) and return its bad files as [(path, reason)]."""
+        paths = [s.path for s in samples]
+        wrap = (lambda it, total, desc: progress_bar(it, desc, enabled=self.progress, total=total,
+                                                     log=self.monitor.log))
+        decoded, bad = decode_split(paths, self.height, self.width, cache_dir=self.cache_dir,
+                                    max_gb=float(self.data["cache_max_gb"]), threads=torch.get_num_threads(),
+                                    progress=wrap, desc=f"decoding {split}")
+        if decoded is None:
+            self.monitor.log(f"decoded {split} split exceeds data.cache_max_gb={self.data['cache_max_gb']}: "
+                             "using the albumentations pipeline")
+            self.pipeline = "albumentations"
+            return check_images(paths)
+        self.decoded[split] = decoded
+        if decoded.file is not None:
+            self.monitor.log(f"{split}: {len(decoded)} decoded images at {self.height}x{self.width} in {decoded.file}")
+        return [(paths[i], reason) for i, reason in bad]
+
+    def filter_train(self, samples: Sequence[Any]) -> List[Any]:
+        """The training samples after the bad-file policy (decoding them first on the tensor pipeline)."""
+        samples = list(samples)
+        bad = self._decode(samples, "train") if self.pipeline == "tensor" else check_images(s.path for s in samples)
+        kept = apply_error_policy(samples, bad, self.data["on_error"])
+        if len(kept) != len(samples) and "train" in self.decoded:
+            bad_paths = {p for p, _ in bad}
+            rows = [i for i, s in enumerate(samples) if s.path not in bad_paths]
+            self.decoded["train"] = DecodedImages(self.decoded["train"].images[rows], None)
+        return kept
+
+    def check_test_splits(self, dataset: Any) -> None:
+        """Query and gallery images checked (and decoded) now; a bad one is an error whatever data.on_error says."""
+        for split in ("query", "gallery"):
+            samples = getattr(dataset, split)
+            bad = (self._decode(samples, split) if self.pipeline == "tensor"
+                   else check_images(s.path for s in samples))
+            apply_error_policy(samples, bad, "raise")
+
+    def train_loader(self, samples: Sequence[Any], rank: int, world: int, channels_last: bool = False):
+        sampler = build_batch_sampler(self.data["sampler"], [s.pid for s in samples], [s.camid for s in samples],
+                                      self.data["p"], self.data["k"], self.cfg["seed"], rank=rank, world_size=world)
+        return build_train_loader(
+            samples, self.transform_cfg, seed=self.cfg["seed"], pipeline=self.pipeline,
+            decoded=self.decoded.get("train"), device=self.device, num_workers=self.data["num_workers"],
+            on_error=self.data["on_error"], iters_per_epoch=self.cfg["train"]["iters_per_epoch"],
+            batch_sampler=sampler, channels_last=channels_last)
+
+    def test_loader(self, samples: Sequence[Any], split: Optional[str]):
+        decoded = self.decoded.get(split) if split else None
+        if decoded is not None and len(decoded) != len(samples):
+            decoded = None
+        return build_test_loader(samples, self.transform_cfg, batch_size=self.data["test_batch_size"],
+                                 num_workers=0, decoded=decoded)
+
+    def close(self) -> None:
+        self.decoded.clear()  # releases the memory maps

@@ -1,0 +1,160 @@
+"""Trainer hooks: what happens around the training loop, each a small class receiving the trainer.
+
+The trainer calls, in list order, `before_train(trainer)`, `after_step(trainer)` after every optimisation
+step, `after_epoch(trainer, epoch)` (1-based, after the scheduler step and the epoch checkpoint) and
+`after_train(trainer)`; `close()` always runs. A hook reads and writes only the trainer's public attributes
+(`cfg`, `model`, `monitor`, `global_step`, `stop_requested`, ...) and imports nothing of `trainer.py`.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import distributed
+from .checkpoint import save_checkpoint
+from .evaluator import evaluate_features, feature_set, ranked_gallery
+
+
+class Hook:
+    def before_train(self, trainer: Any) -> None:
+        pass
+
+    def after_step(self, trainer: Any) -> None:
+        pass
+
+    def after_epoch(self, trainer: Any, epoch: int) -> None:
+        pass
+
+    def after_train(self, trainer: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class DensityHook(Hook):
+    """Density adaptivity (TMM'19): the classes' original densities D0 are measured before the first step."""
+
+    def before_train(self, trainer: Any) -> None:
+        trainer._prepare_density()
+
+
+class InterruptHook(Hook):
+    """Ctrl-C asks the loop to stop at the next step boundary, where the state is consistent.
+
+    Stopping inside a step would leave the step half applied (batch-norm running statistics already updated by
+    the forward pass, weights not yet): a resume would replay the batch on top of it. A second Ctrl-C stops at
+    once without a checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+
+    def before_train(self, trainer: Any) -> None:
+        trainer.stop_requested = False
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed from the main thread
+
+        def handler(signum: int, frame: Any) -> None:
+            if trainer.stop_requested:
+                signal.signal(signal.SIGINT, self.previous or signal.default_int_handler)
+                raise KeyboardInterrupt
+            trainer.stop_requested = True
+            trainer.monitor.log("Ctrl-C: stopping after the current step (press again to stop at once, "
+                                "without a checkpoint)")
+
+        self.previous = signal.signal(signal.SIGINT, handler)
+
+    def close(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
+class EvalHook(Hook):
+    """Evaluation every `train.eval_every` epochs and at the last: results JSON, TensorBoard, best checkpoint."""
+
+    def after_epoch(self, trainer: Any, epoch: int) -> None:
+        every, epochs = trainer.cfg["train"]["eval_every"], trainer.cfg["train"]["epochs"]
+        if not every or not (epoch % every == 0 or epoch == epochs) or not distributed.is_main_process():
+            return
+        with torch.random.fork_rng(devices=[]):  # evaluation must not shift the training RNG stream
+            result, query, gallery = evaluate(trainer)
+        trainer.monitor.log(f"evaluation after epoch {epoch}:\n{result.table()}")
+        trainer.monitor.scalars({"mAP": result.mAP, "rank1": result.rank(1), "rank5": result.rank(5),
+                                 "mINP": result.mINP}, trainer.global_step, prefix="eval/")
+        if trainer.cfg["train"]["ranklist_queries"]:
+            ranklist_image(trainer, query, gallery)
+        if result.mAP > trainer.best_metric:
+            trainer.best_metric, trainer.best_epoch = result.mAP, epoch
+            save_checkpoint(trainer.state(epoch, 0), trainer.run_dir / "best.pth")
+        result.save_json(trainer.run_dir / f"results_epoch{epoch}.json")
+        trainer.result = result
+
+
+def evaluate(trainer: Any, flip: Optional[bool] = None):
+    """The run's model on its dataset's query/gallery split: (EvaluationResult, query, gallery feature sets)."""
+    flip = trainer.cfg["train"]["flip_test"] if flip is None else flip
+    sets = []
+    for name, samples in (("query", trainer.dataset.query), ("gallery", trainer.dataset.gallery)):
+        loader = trainer.test_loader(samples, name)
+        sets.append(feature_set(trainer.model, samples, loader, trainer.device, flip=flip, amp=trainer.amp,
+                                desc=name, progress=trainer.progress))
+    query, gallery = sets
+    result = evaluate_features(query, gallery, trainer.cfg["test"], has_cameras=trainer.dataset.has_cameras)
+    return result, query, gallery
+
+
+def ranklist_image(trainer: Any, query: Any, gallery: Any) -> None:
+    """A few queries' top-8 gallery images (same-camera matches and junk removed) as a TensorBoard image."""
+    from ..visualize import draw_ranklist
+
+    rng = np.random.default_rng(trainer.cfg["seed"])
+    count = min(trainer.cfg["train"]["ranklist_queries"], len(query.paths))
+    rows = []
+    for q in rng.choice(len(query.paths), size=count, replace=False):
+        keep = ~((gallery.pids == query.pids[q]) & (gallery.camids == query.camids[q])) & (gallery.pids != -1)
+        idx = np.flatnonzero(keep)
+        order, dist = ranked_gallery(query.features[q], gallery.features[idx], topk=8)
+        rows.append(draw_ranklist(query.paths[q], [gallery.paths[idx[i]] for i in order], dist,
+                                  matches=[bool(gallery.pids[idx[i]] == query.pids[q]) for i in order]))
+    width = max(r.shape[1] for r in rows)
+    canvas = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+                             for r in rows])
+    trainer.monitor.image("eval/ranklist", canvas, trainer.global_step)
+
+
+class ProjectorHook(Hook):
+    """TensorBoard embedding projector for a sample of the gallery, with thumbnails, after training."""
+
+    def after_train(self, trainer: Any) -> None:
+        n = min(trainer.cfg["train"]["projector_samples"], len(trainer.dataset.gallery))
+        if not n or not distributed.is_main_process():
+            return
+        rng = np.random.default_rng(trainer.cfg["seed"])
+        picks = sorted(rng.choice(len(trainer.dataset.gallery), size=n, replace=False).tolist())
+        samples = [trainer.dataset.gallery[i] for i in picks]
+        loader = trainer.test_loader(samples, None)
+        fs = feature_set(trainer.model, samples, loader, trainer.device, desc="projector", progress=trainer.progress)
+        trainer.monitor.embedding(fs.features, [f"{p}" for p in fs.pids], _thumbnails([s.path for s in samples]),
+                                  trainer.global_step)
+
+
+def _thumbnails(paths: Sequence[str], size=(32, 16)) -> torch.Tensor:
+    import cv2
+
+    out = []
+    for p in paths:
+        img = cv2.imread(p, cv2.IMREAD_COLOR)
+        img = np.zeros((size[0], size[1], 3), np.uint8) if img is None else cv2.resize(img, (size[1], size[0]))
+        out.append(torch.from_numpy(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float() / 255)
+    return torch.stack(out)
+
+
+def default_hooks(cfg: Any) -> List[Hook]:
+    """The trainer's hooks in call order."""
+    return [InterruptHook(), DensityHook(), EvalHook(), ProjectorHook()]
