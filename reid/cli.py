@@ -122,25 +122,14 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def build_demo_parser() -> argparse.ArgumentParser:
+    from .demo import build_parser  # the demo owns its options (reid/demo.py)
+
+    return build_parser()
+
+
 def demo_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="reid-demo", description="Search a gallery folder for query images.")
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--gallery", required=True, help="folder of gallery images (searched recursively)")
-    parser.add_argument("--query", required=True, nargs="+", help="one or more query images")
-    parser.add_argument("--topk", type=int, default=10)
-    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking of the results")
-    parser.add_argument("--out", default="runs/demo", help="output folder (rank lists, index.html, cache)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--flip", action="store_true")
-    args = parser.parse_args(argv)
+    """`reid-demo`: returns the process exit code (0 ok, 2 bad input)."""
+    from .demo import main
 
-    from .demo import DemoError, run_demo
-
-    try:
-        run_demo(args.checkpoint, args.gallery, args.query, args.out, topk=args.topk, rerank=args.rerank,
-                 device=args.device, flip=args.flip)
-    except DemoError as exc:
-        return _fail(str(exc))
-    except _user_errors() as exc:
-        return _fail(str(exc))
-    return 0
+    return main(argv)

@@ -1,31 +1,45 @@
-"""Search a folder of person crops with a trained model (tools/demo.py).
+"""Search a folder of person crops with a trained model (tools/demo.py, reid-demo).
 
-The gallery's features are cached next to the output, keyed by the checkpoint's content and by each file's path,
-size and modification time: a second run extracts only new or changed images. The cache is rewritten atomically
-after every chunk, so an interrupted run keeps what it had extracted.
+Gallery features are cached in the output folder (`reid.demo_cache`: append-only, keyed by the checkpoint's content
+and each file's path, size and modification time): a second run extracts only new or changed images, and an
+interrupted run keeps every chunk it finished.
+
+What the demo writes, and what it refuses:
+- only into a new or empty folder, or one it made before (it holds `.reid-demo.json`, listing the demo's files, and
+  nothing else); any other folder needs `--force`. Never a folder inside the gallery (its PNGs would be indexed);
+- every check (checkpoint, gallery, queries, output) runs before the folder is made: a failed start leaves nothing.
+Rank lists mark items as the evaluation protocol treats them (`reid.evaluation.verification.gallery_roles`).
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
 import os
 import re
-import tempfile
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 
+from .demo_cache import FEATURES, MANIFEST, FeatureCache
 from .inference import FeatureExtractor, list_images, search
 
 NAME_PATTERN = re.compile(r"^(-1|\d{4})_c(\d+)")  # Market-1501 style names carry person and camera ids
-CACHE_NAME = "gallery_cache.npz"
+MARKER = ".reid-demo.json"
+UNKNOWN_ID = -3  # an unparsable gallery name: neither junk (-1) nor anyone's id
+METRICS = {False: "squared euclidean", True: "k-reciprocal re-ranked"}
+METRIC_TEXT = {False: "squared Euclidean distance of L2-normalised features (0 = identical, 4 = opposite)",
+               True: "k-reciprocal re-ranked distance (Zhong et al. 2017)"}
 
 
 class DemoError(ValueError):
-    """Bad demo input: missing gallery, unreadable query, unwritable output, missing checkpoint."""
+    """Bad demo input: missing gallery, unreadable query, unwritable or foreign output, missing checkpoint."""
 
 
 @dataclass
@@ -45,54 +59,27 @@ def checkpoint_key(checkpoint: Path, flip: bool) -> str:
     return digest.hexdigest()
 
 
-def _load_cache(path: Path, key: str) -> Dict[str, Tuple[int, int, np.ndarray]]:
-    if not path.is_file():
-        return {}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["key"]) != key:
-                print(f"cache {path} was built with another checkpoint: not reused")
-                return {}
-            return {str(p): (int(s), int(m), f) for p, s, m, f in
-                    zip(data["paths"], data["sizes"], data["mtimes"], data["features"])}
-    except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
-        warnings.warn(f"ignoring unreadable cache {path}: {exc}")
-        return {}
-
-
-def _save_cache(path: Path, key: str, entries: Dict[str, Tuple[int, int, np.ndarray]]) -> None:
-    paths = sorted(entries)
-    dim = len(next(iter(entries.values()))[2]) if entries else 0
-    fd, tmp = tempfile.mkstemp(prefix=".cache", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    np.savez(tmp, key=np.array(key), paths=np.array(paths, dtype=str),
-             sizes=np.array([entries[p][0] for p in paths], dtype=np.int64),
-             mtimes=np.array([entries[p][1] for p in paths], dtype=np.int64),
-             features=np.stack([entries[p][2] for p in paths]) if paths else np.zeros((0, dim), np.float32))
-    os.replace(tmp, path)
-
-
-def index_gallery(extractor: FeatureExtractor, gallery_dir: Path, cache_path: Path, key: str,
-                  chunk: int = 256) -> GalleryIndex:
-    """Embed every image under `gallery_dir`, reusing cached features of unchanged files."""
+def index_gallery(extractor: FeatureExtractor, files: Sequence[Path], cache_folder: Path, key: str,
+                  chunk: int = 256, show_progress: bool = False, source: str = "") -> GalleryIndex:
+    """Embed every gallery file, reusing cached features of unchanged files; new rows are appended per chunk."""
     from .data.loader import ImageReadError, read_image
+    from .progress import progress
 
-    files = list_images(gallery_dir)
-    if not files:
-        raise DemoError(f"gallery folder {gallery_dir} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
-    cache = _load_cache(cache_path, key)
-    current: Dict[str, Tuple[int, int, np.ndarray]] = {}
+    cache = FeatureCache(cache_folder, key)
+    cached = cache.load()
+    live: Dict[str, Tuple[int, int, int]] = {}
     todo: List[Tuple[str, int, int]] = []
     for f in files:
         stat = f.stat()
         name = str(f.resolve())
-        hit = cache.get(name)
+        hit = cached.get(name)
         if hit is not None and hit[0] == stat.st_size and hit[1] == stat.st_mtime_ns:
-            current[name] = hit
+            live[name] = hit
         else:
             todo.append((name, stat.st_size, stat.st_mtime_ns))
     skipped = 0
-    for start in range(0, len(todo), chunk):
+    starts = range(0, len(todo), chunk)
+    for start in progress(starts, "indexing gallery", enabled=show_progress):
         arrays, meta = [], []
         for name, size, mtime in todo[start:start + chunk]:
             try:
@@ -102,18 +89,16 @@ def index_gallery(extractor: FeatureExtractor, gallery_dir: Path, cache_path: Pa
                 skipped += 1
                 warnings.warn(f"skipping unreadable gallery image: {exc}")
         if arrays:
-            feats = extractor.extract(arrays).numpy()
-            for (name, size, mtime), feat in zip(meta, feats):
-                current[name] = (size, mtime, feat)
-        _save_cache(cache_path, key, current)  # after every chunk: an interruption keeps the work done
-    if not todo:
-        _save_cache(cache_path, key, current)  # drops entries of files that disappeared
+            cache.append(meta, extractor.extract(arrays).numpy())  # appended now: an interruption keeps it
+            live.update({m[0]: cache.entries[m[0]] for m in meta})
+    if cache.compact(live):
+        live = {p: cache.entries[p] for p in live}
     if skipped:
         print(f"skipped {skipped} unreadable gallery image(s)")
-    if not current:
-        raise DemoError(f"no readable images in gallery folder {gallery_dir}")
-    paths = sorted(current)
-    features = torch.from_numpy(np.stack([current[p][2] for p in paths]))
+    if not live:
+        raise DemoError(f"no readable images in gallery folder {source or cache_folder}")
+    paths = sorted(live)
+    features = torch.from_numpy(cache.read([live[p][2] for p in paths]))
     return GalleryIndex(paths, features, extracted=len(todo) - skipped, skipped=skipped)
 
 
@@ -122,20 +107,147 @@ def parse_ids(path: str) -> Optional[Tuple[int, int]]:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def _check_output(out: Path) -> None:
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _check_output(out: Path, gallery: Path, force: bool) -> Set[str]:
+    """Refuse an output folder the demo must not write into; returns the names of the demo's files already there."""
+    resolved = out.resolve()
+    if _inside(resolved, gallery.resolve()):
+        raise DemoError(f"--out {out} is inside the gallery folder {gallery}: the demo's rank-list images would be "
+                        "indexed as gallery images on the next run; choose an output folder outside the gallery")
+    if resolved.exists():
+        if not resolved.is_dir():
+            raise DemoError(f"output folder {out} is not writable: it is a file")
+        present = {p.name for p in resolved.iterdir()}
+        own: Set[str] = set()
+        if MARKER in present:
+            try:
+                own = set(json.loads((resolved / MARKER).read_text(encoding="utf-8"))["files"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DemoError(f"output folder {out}: unreadable demo marker {MARKER} ({exc}); "
+                                "pass --force to write into it anyway") from None
+        foreign = sorted(present - own - {MARKER})
+        if foreign and not force:
+            why = ("holds files the demo did not write" if MARKER in present
+                   else f"is not empty and was not made by the demo (no {MARKER} marker)")
+            raise DemoError(f"output folder {out} {why}: {', '.join(foreign[:5])}"
+                            f"{' ...' if len(foreign) > 5 else ''}; choose a new or empty folder, or pass --force "
+                            "to write into it (index.html, ranklist_*.png and gallery_cache.* are overwritten)")
+        target = resolved
+    else:
+        own = set()
+        target = resolved.parent
+        while not target.exists():
+            target = target.parent
+        if not target.is_dir():
+            raise DemoError(f"output folder {out} is not writable: {target} is a file")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise DemoError(f"output folder {out} is not writable (no write permission on {target})")
+    return own
+
+
+class _Output:
+    """The output folder: remembers what this run wrote (the marker lists it) and can undo a failed start."""
+
+    def __init__(self, out: Path, own: Set[str]) -> None:
+        self.dir, self.own = out, set(own)
+        self.created = [p for p in [out, *out.parents] if not p.exists()]
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DemoError(f"output folder {out} is not writable: {exc}") from None
+        self.previous = set(own)
+        self.written: Set[str] = set()
+        self.add(MANIFEST, FEATURES)
+
+    def add(self, *names: str) -> None:
+        self.own.update(names)
+        self.written.update(names)
+        tmp = self.dir / f".{MARKER}.tmp{os.getpid()}"
+        tmp.write_text(json.dumps({"tool": "reid-demo", "files": sorted(self.own)}, indent=1), encoding="utf-8")
+        os.replace(tmp, self.dir / MARKER)
+
+    def drop_stale_ranklists(self) -> None:
+        """Rank lists of an earlier run's other queries: ours, and no longer on the page."""
+        stale = {n for n in self.previous - self.written if n.startswith("ranklist_")}
+        for name in stale:
+            (self.dir / name).unlink(missing_ok=True)
+        if stale:
+            self.own -= stale
+            self.add()
+
+    def discard(self) -> None:
+        """Undo a start that failed before any result: this run's files, then the folders it made."""
+        if not self.created:
+            return
+        for name in self.written | {MARKER}:
+            (self.dir / name).unlink(missing_ok=True)
+        for folder in self.created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _safe_name(stem: str, limit: int = 60) -> str:
+    # file-system friendly and short: a 250-character query name must not exceed the 255-byte name limit
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:limit] or "query"
+
+
+def _threshold(value: Optional[str], rerank: bool) -> Optional[float]:
+    if value is None:
+        return None
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test", delete=True)
-        probe.close()
-    except OSError as exc:
-        raise DemoError(f"output folder {out} is not writable: {exc}") from None
+        return float(value)
+    except ValueError:
+        pass
+    from .evaluation.verification import load_threshold
+
+    try:
+        threshold, metric = load_threshold(value)
+    except ValueError as exc:
+        raise DemoError(f"--threshold {value}: neither a number nor a usable verification JSON: {exc}") from None
+    if metric != METRICS[rerank]:
+        raise DemoError(f"--threshold {value} was chosen for {metric} distances, but this search gives "
+                        f"{METRICS[rerank]} distances ({'drop' if rerank else 'add'} --rerank to match)")
+    return threshold
+
+
+def _roles(queries: Sequence[str], gallery_paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], bool]:
+    """Per query, the protocol role of every gallery item (None when the query's name carries no ids); and whether
+    every gallery name carries ids (only then is a top-k accuracy meaningful)."""
+    from .evaluation.verification import gallery_roles
+
+    parsed = [parse_ids(p) for p in gallery_paths]
+    g_pids = np.array([p[0] if p else UNKNOWN_ID for p in parsed])
+    g_cams = np.array([p[1] if p else UNKNOWN_ID for p in parsed])
+    position = {p: i for i, p in enumerate(gallery_paths)}
+    out: List[Optional[np.ndarray]] = []
+    for q in queries:
+        ids = parse_ids(q)
+        if ids is None:
+            out.append(None)
+            continue
+        qig = np.array([position.get(str(Path(q).resolve()), -1)])
+        out.append(gallery_roles(np.array([ids[0]]), g_pids, np.array([ids[1]]), g_cams, qig)[0])
+    return out, all(p is not None for p in parsed)
 
 
 def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, topk: int = 10,
-             rerank: bool = False, device: str = "auto", flip: bool = False) -> Dict[str, List[Tuple[str, float]]]:
-    """Rank the gallery for each query; print tables, write a PNG rank list per query and one HTML page."""
+             rerank: bool = False, device: str = "auto", flip: bool = False, backend: str = "exact",
+             threshold: Optional[str] = None, force: bool = False,
+             progress: bool = True) -> Dict[str, List[Tuple[str, float]]]:
+    """Rank the gallery for each query; print tables, write a PNG rank list per query and one HTML page.
+
+    `progress`: while the gallery is indexed, a bar on a terminal, an occasional plain line with an ETA in a log
+    (`reid.progress`).
+    """
     from .data.loader import ImageReadError, read_image
-    from .visualize import draw_ranklist, save_image, write_html_report
+    from .demo_page import PageEntry, PageRow, write_demo_page
+    from .evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES
+    from .visualize import distance_decimals, draw_ranklist, save_image
 
     ckpt, gallery_dir, out_dir = Path(checkpoint), Path(gallery), Path(out)
     if not ckpt.is_file():
@@ -144,42 +256,135 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
         raise DemoError(f"gallery folder not found: {gallery_dir}")
     if not queries:
         raise DemoError("give at least one --query image")
+    if topk < 1:
+        raise DemoError(f"--topk must be at least 1, got {topk}")
     query_arrays = []
     for q in queries:
         try:
             query_arrays.append(read_image(q))
         except ImageReadError as exc:
             raise DemoError(f"query {q} is not a readable image: {exc}") from None
-    _check_output(out_dir)
+    limit = _threshold(threshold, rerank)
+    own = _check_output(out_dir, gallery_dir, force)
+    files = [f for f in list_images(gallery_dir) if not _inside(f.resolve(), out_dir.resolve())]
+    if not files:
+        raise DemoError(f"gallery folder {gallery_dir} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
+    try:
+        extractor = FeatureExtractor(ckpt, device=device, flip=flip)
+    except (ValueError, RuntimeError, OSError, KeyError) as exc:
+        raise DemoError(f"cannot load checkpoint {ckpt}: {exc}") from None
 
-    extractor = FeatureExtractor(ckpt, device=device, flip=flip)
-    index = index_gallery(extractor, gallery_dir, out_dir / CACHE_NAME, checkpoint_key(ckpt, flip))
+    output = _Output(out_dir, own)  # every check passed: only now is the folder made
+    started = time.perf_counter()
+    try:
+        index = index_gallery(extractor, files, out_dir, checkpoint_key(ckpt, flip),
+                              show_progress=progress,
+                              source=str(gallery_dir))
+    except DemoError:
+        output.discard()
+        raise
+    indexed = time.perf_counter() - started
     print(f"gallery: {len(index.paths)} images ({index.extracted} extracted, "
           f"{len(index.paths) - index.extracted} from cache)")
     qf = extractor.extract(query_arrays)
-    order, dist = search(qf, index.features, topk=topk, rerank=rerank)
+    roles, all_known = _roles(queries, index.paths)
+    ignored = max((int(((r != MATCH) & (r != NEGATIVE)).sum()) for r in roles if r is not None), default=0)
+    started = time.perf_counter()
+    # enough results that the protocol's top-k (ignored items skipped) is known too
+    order, dist = search(qf, index.features, topk=min(len(index.paths), topk + ignored), rerank=rerank,
+                         backend=backend)
+    searched = time.perf_counter() - started
+    decimals = distance_decimals(np.asarray(dist)[:, :topk].ravel())
 
     results: Dict[str, List[Tuple[str, float]]] = {}
-    entries = []
+    entries, hits1, hitsk, counted = [], 0, 0, 0
     root = gallery_dir.resolve()
     for qi, query in enumerate(queries):
-        q_ids = parse_ids(query)
-        ranked = [(index.paths[j], float(d)) for j, d in zip(order[qi], dist[qi])]
+        q_ids, role = parse_ids(query), roles[qi]
+        ranked = [(index.paths[j], float(d)) for j, d in zip(order[qi][:topk], dist[qi][:topk])]
         results[query] = ranked
+        note = ""
+        if role is not None and all_known and (role == MATCH).any():
+            valid = [j for j in order[qi] if role[j] in (MATCH, NEGATIVE)][:topk]
+            counted += 1
+            hits1 += int(bool(valid) and role[valid[0]] == MATCH)
+            hitsk += int(any(role[j] == MATCH for j in valid))
+            note = (f"- protocol rank of the first true match: "
+                    f"{next((r + 1 for r, j in enumerate(valid) if role[j] == MATCH), f'> {topk}')}")
         print(f"\nquery {query}" + (f" (id {q_ids[0]}, camera {q_ids[1]})" if q_ids else ""))
-        print(f"{'rank':>4}  {'distance':>9}  {'id':>5}  {'cam':>3}  path")
-        rows, labels, matches = [], [], []
-        for r, (path, d) in enumerate(ranked, 1):
+        print(f"{'rank':>4}  {'distance':>{decimals + 4}}  {'id':>5}  {'cam':>3}  {'protocol':<14}  path")
+        rows, labels, kinds = [], [], []
+        for r, ((path, d), j) in enumerate(zip(ranked, order[qi]), 1):
             ids = parse_ids(path)
+            if role is None or ids is None:
+                kind, text = "unknown", "id unknown"
+            else:
+                kind = {MATCH: "match", NEGATIVE: "negative"}.get(int(role[j]), "ignored")
+                text = ROLE_NAMES[int(role[j])]
+            same = None if limit is None else d < limit
             rel = os.path.relpath(path, root)
-            print(f"{r:>4}  {d:>9.4f}  {ids[0] if ids else '-':>5}  {ids[1] if ids else '-':>3}  {rel}")
+            print(f"{r:>4}  {d:>{decimals + 4}.{decimals}f}  {ids[0] if ids else '-':>5}  "
+                  f"{ids[1] if ids else '-':>3}  {kind:<14}  {rel}" + ("  same person" if same else ""))
             labels.append(f"id {ids[0]} c{ids[1]}" if ids else Path(path).stem[:14])
-            matches.append(None if (ids is None or q_ids is None) else ids[0] == q_ids[0])
-            rows.append((r, rel, d, f"{ids[0]} / c{ids[1]}" if ids else "-"))
-        image = draw_ranklist(query_arrays[qi], [p for p, _ in ranked], [d for _, d in ranked], matches=matches,
-                              labels=labels, query_label=Path(query).stem)
-        png = save_image(image, out_dir / f"ranklist_{qi:03d}_{Path(query).stem}.png")
-        entries.append((str(query), png.name, rows))
-    page = write_html_report(entries, out_dir / "index.html", title=f"reid search: {gallery_dir}")
+            kinds.append(kind)
+            rows.append(PageRow(r, rel, os.path.relpath(path, out_dir.resolve()), d,
+                                f"{ids[0]} / c{ids[1]}" if ids else "-", kind, text, same))
+        image = draw_ranklist(query_arrays[qi], [p for p, _ in ranked], [d for _, d in ranked], roles=kinds,
+                              labels=labels, query_label="query", decimals=decimals, title=Path(query).name)
+        png = f"ranklist_{qi:03d}_{_safe_name(Path(query).stem)}.png"
+        save_image(image, out_dir / png)
+        output.add(png)
+        entries.append(PageEntry(str(query), os.path.relpath(Path(query).resolve(), out_dir.resolve()), png,
+                                 f"id {q_ids[0]}, camera {q_ids[1]}" if q_ids else "id unknown", rows, note))
+    summary = [("model", f"{ckpt} ({extractor.config['model'].get('backbone')}, {index.features.shape[1]}-d "
+                         f"features{', flip' if flip else ''})"),
+               ("gallery", f"{gallery_dir}: {len(index.paths)} images ({index.extracted} embedded now in "
+                           f"{indexed:.1f} s, {len(index.paths) - index.extracted} from cache, {index.skipped} "
+                           "unreadable)"),
+               ("search", f"{backend}{' + re-ranking' if rerank else ''}, {searched * 1000:.1f} ms for "
+                          f"{len(queries)} queries"),
+               ("written", time.strftime("%Y-%m-%d %H:%M:%S"))]
+    if counted:
+        summary.append(("accuracy", f"rank-1 {hits1}/{counted}, top-{topk} {hitsk}/{counted} (queries with a true "
+                                    "match in the gallery; junk and same-camera items skipped as in evaluation)"))
+    page = write_demo_page(out_dir / "index.html", f"reid search: {gallery_dir}", summary, METRIC_TEXT[rerank],
+                           decimals, entries, limit)
+    output.add("index.html")
+    output.drop_stale_ranklists()
     print(f"\nrank lists: {out_dir}  (open {page})")
     return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of reid-demo / tools/demo.py (reid.cli.build_demo_parser returns this parser)."""
+    parser = argparse.ArgumentParser(prog="reid-demo", description="Search a gallery folder for query images.")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by reid-train")
+    parser.add_argument("--gallery", required=True, help="folder of gallery images (searched recursively)")
+    parser.add_argument("--query", required=True, nargs="+", help="one or more query images")
+    parser.add_argument("--topk", type=int, default=10, help="gallery images shown per query")
+    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking of the results")
+    parser.add_argument("--out", default="runs/demo", help="output folder (rank lists, index.html, feature cache); "
+                        "new, empty, or made by an earlier demo run")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out the demo did not make")
+    parser.add_argument("--backend", choices=["exact", "faiss", "faiss-ivf"], default="exact",
+                        help="gallery search: exact (torch), faiss (exact, same neighbours) or faiss-ivf "
+                             "(approximate, for very large galleries); faiss needs pip install 'reid[faiss]'")
+    parser.add_argument("--threshold", help="mark matches below this distance as the same person: a number, or the "
+                        "verification.json of tools/test.py --verification")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    parser.add_argument("--flip", action="store_true", help="average features with the mirrored image")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar while indexing")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """reid-demo / tools/demo.py: exit 0, or 2 with a one-line error."""
+    args = build_parser().parse_args(argv)
+    try:
+        run_demo(args.checkpoint, args.gallery, args.query, args.out, topk=args.topk, rerank=args.rerank,
+                 device=args.device, flip=args.flip, backend=args.backend, threshold=args.threshold,
+                 force=args.force, progress=not args.no_progress)
+    except (DemoError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,8 +1,8 @@
 """Rank-list images: a query and its top-k gallery matches with distances, shared by test.py, the demo and
-TensorBoard. Correct / wrong matches get green / red borders when identities are known."""
+TensorBoard. True matches / other ids get green / red borders, items the protocol ignores (junk, same camera)
+amber, unknown identities grey."""
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
@@ -16,6 +16,7 @@ GREEN = (40, 170, 40)
 RED = (220, 40, 40)
 GREY = (150, 150, 150)
 BLUE = (40, 90, 220)
+AMBER = (235, 160, 20)
 
 
 def _load_rgb(image: ImageLike) -> np.ndarray:
@@ -40,6 +41,29 @@ def _put_text(canvas: np.ndarray, text: str, x: int, y: int, scale: float, color
     cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
 
 
+ROLE_COLOURS = {"match": GREEN, "negative": RED, "ignored": AMBER, "unknown": GREY}
+
+
+def distance_decimals(values: Sequence[float], least: int = 4, most: int = 10) -> int:
+    """Decimals that keep distinct distances distinct when printed (neighbours must not read as ties)."""
+    distinct = np.unique(np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64))
+    for decimals in range(least, most + 1):
+        if len({f"{v:.{decimals}f}" for v in distinct}) == len(distinct):
+            return decimals
+    return most
+
+
+def _ascii(text: str) -> str:
+    # OpenCV's Hershey fonts draw ASCII only: anything else would come out as garbage glyphs
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def _wrap(text: str, width_px: int, scale: float) -> list:
+    per_line = max(8, int(width_px / (19 * scale)))  # Hershey simplex glyphs are ~19 px wide at scale 1
+    text = _ascii(text)
+    return [text[i:i + per_line] for i in range(0, len(text), per_line)] or [""]
+
+
 def draw_ranklist(
     query: ImageLike,
     gallery: Sequence[ImageLike],
@@ -48,35 +72,48 @@ def draw_ranklist(
     labels: Optional[Sequence[str]] = None,
     query_label: str = "query",
     thumb_size: Tuple[int, int] = (128, 64),
+    roles: Optional[Sequence[str]] = None,
+    decimals: int = 4,
+    title: Optional[str] = None,
 ) -> np.ndarray:
     """Draw one row: the query (blue border), a gap, then the ranked gallery thumbnails.
 
-    Under each gallery thumbnail: its rank and distance (and `labels[i]`, e.g. "id 12 c3", when given).
-    `matches[i]` True/False gives a green/red border; None (unknown identity) grey. Returns an RGB uint8 image.
+    Under each gallery thumbnail: its rank and distance (`decimals` places) and `labels[i]` (e.g. "id 12 c3").
+    Borders: `roles[i]` in match / negative / ignored (junk or same camera, left out by the protocol) / unknown,
+    or, without roles, `matches[i]` True/False/None as match / negative / unknown. `title` (e.g. the full query
+    name) is written above the row, wrapped to its width. Returns an RGB uint8 image.
     """
     if len(gallery) != len(distances):
         raise ValueError(f"draw_ranklist: {len(gallery)} gallery images but {len(distances)} distances")
-    if matches is not None and len(matches) != len(gallery):
-        raise ValueError(f"draw_ranklist: {len(gallery)} gallery images but {len(matches)} match flags")
+    for name, flags in (("match flags", matches), ("roles", roles)):
+        if flags is not None and len(flags) != len(gallery):
+            raise ValueError(f"draw_ranklist: {len(gallery)} gallery images but {len(flags)} {name}")
+    if roles is None:
+        roles = ["unknown" if m is None else ("match" if m else "negative") for m in (matches or [None] * len(gallery))]
+    unknown = [r for r in roles if r not in ROLE_COLOURS]
+    if unknown:
+        raise ValueError(f"draw_ranklist: role {unknown[0]!r} is not one of {', '.join(ROLE_COLOURS)}")
     th, tw = thumb_size
-    text_band = 34 if labels is not None else 22
+    text_band = 48 if labels is not None else 34
     gap, pad = 16, 6
     n = len(gallery)
     width = pad + tw + gap + n * (tw + pad)
-    height = pad + th + text_band
-    canvas = np.full((height, width, 3), 255, np.uint8)
     scale = 0.36 * tw / 64
+    title_lines = _wrap(title, width - 2 * pad, scale) if title else []
+    top = pad + 14 * len(title_lines)
+    canvas = np.full((top + th + text_band, width, 3), 255, np.uint8)
+    for i, line in enumerate(title_lines):
+        _put_text(canvas, line, pad, pad + 10 + 14 * i, scale)
 
-    canvas[pad:pad + th, pad:pad + tw] = _thumbnail(_load_rgb(query), thumb_size, BLUE, 4)
-    _put_text(canvas, query_label[:12], pad, pad + th + 15, scale)
+    canvas[top:top + th, pad:pad + tw] = _thumbnail(_load_rgb(query), thumb_size, BLUE, 4)
+    _put_text(canvas, _ascii(query_label)[:12], pad, top + th + 15, scale)
     x = pad + tw + gap
     for i in range(n):
-        flag = None if matches is None else matches[i]
-        colour = GREY if flag is None else (GREEN if flag else RED)
-        canvas[pad:pad + th, x:x + tw] = _thumbnail(_load_rgb(gallery[i]), thumb_size, colour, 4)
-        _put_text(canvas, f"#{i + 1} {distances[i]:.3f}", x, pad + th + 15, scale)
+        canvas[top:top + th, x:x + tw] = _thumbnail(_load_rgb(gallery[i]), thumb_size, ROLE_COLOURS[roles[i]], 4)
+        _put_text(canvas, f"#{i + 1}", x, top + th + 15, scale)
+        _put_text(canvas, f"{distances[i]:.{decimals}f}", x, top + th + 29, scale)
         if labels is not None:
-            _put_text(canvas, labels[i][:14], x, pad + th + 29, scale, (70, 70, 70))
+            _put_text(canvas, _ascii(labels[i])[:14], x, top + th + 43, scale, (70, 70, 70))
         x += tw + pad
     return canvas
 
@@ -92,27 +129,76 @@ def save_image(image: np.ndarray, path: Union[str, Path]) -> Path:
     return path
 
 
-def write_html_report(
-    entries: Sequence[Tuple[str, str, Sequence[Tuple[int, str, float, str]]]], path: Union[str, Path], title: str
-) -> Path:
-    """One HTML page listing every query.
+def plot_verification(positives: np.ndarray, negatives: np.ndarray, far: Sequence[float], tar: Sequence[float],
+                      threshold: float, path: Union[str, Path], metric: str = "squared Euclidean distance",
+                      chosen_far: float = 1e-3) -> Path:
+    """Same-id vs different-id distance histograms (with the threshold) and the ROC, side by side, as a PNG.
 
-    Each entry: (query name, rank-list PNG path relative to the page, rows of (rank, image path, distance, id/camera)).
+    matplotlib draws it when installed; otherwise OpenCV does (it is always installed), so the file always exists.
     """
     path = Path(path)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:20px} img{max-width:100%;image-rendering:pixelated}"
-             " table{border-collapse:collapse;font-size:13px} td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
-             "</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
-    for name, image, rows in entries:
-        parts.append(f"<h2>{html.escape(name)}</h2><img src='{html.escape(image)}' alt='rank list for "
-                     f"{html.escape(name)}'><table><tr><th>rank</th><th>image</th><th>distance</th><th>id / camera</th></tr>")
-        for rank, image_path, distance, idcam in rows:
-            parts.append(f"<tr><td>{rank}</td><td>{html.escape(str(image_path))}</td><td>{distance:.4f}</td>"
-                         f"<td>{html.escape(idcam)}</td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
+    pos, neg = np.asarray(positives, np.float64), np.asarray(negatives, np.float64)
+    lo, hi = float(min(pos.min(), neg.min())), float(max(pos.max(), neg.max()))
+    bins = np.linspace(lo, hi if hi > lo else lo + 1, 61)
+    hp, hn = np.histogram(pos, bins, density=True)[0], np.histogram(neg, bins, density=True)[0]
+    far_arr, tar_arr = np.clip(np.asarray(far, np.float64), 1e-6, 1), np.asarray(tar, np.float64)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return save_image(_plot_verification_cv2(bins, hp, hn, far_arr, tar_arr, threshold, metric, chosen_far),
+                          path)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.stairs(hp, bins, label=f"same id ({len(pos)} pairs)", color="green", fill=True, alpha=0.4)
+    ax1.stairs(hn, bins, label=f"different id ({len(neg)} pairs)", color="red", fill=True, alpha=0.4)
+    if np.isfinite(threshold):
+        ax1.axvline(threshold, color="black", ls="--", label=f"threshold {threshold:.4g} (FAR {chosen_far:g})")
+    ax1.set_xlabel(metric)
+    ax1.set_ylabel("density")
+    ax1.legend(fontsize=8)
+    ax2.semilogx(far_arr, tar_arr, color="blue")
+    ax2.set_xlabel("FAR (false accept rate)")
+    ax2.set_ylabel("TAR (true accept rate)")
+    ax2.set_ylim(0, 1.01)
+    ax2.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def _plot_verification_cv2(bins, hp, hn, far, tar, threshold, metric, chosen_far) -> np.ndarray:
+    h, w, m = 420, 1100, 50
+    canvas = np.full((h, w, 3), 255, np.uint8)
+    pw, ph = w // 2 - 2 * m, h - 2 * m  # each panel's plot area
+    black = (20, 20, 20)
+
+    def axes(x0: int, xlabel: str, ylabel: str) -> None:
+        cv2.rectangle(canvas, (x0, m), (x0 + pw, m + ph), black, 1)
+        _put_text(canvas, xlabel, x0, h - 12, 0.45)
+        _put_text(canvas, ylabel, x0, m - 10, 0.45)
+
+    x0 = m
+    axes(x0, f"{metric}  [{bins[0]:.3g} .. {bins[-1]:.3g}]", "density: green same id, red different id")
+    top = max(hp.max(), hn.max(), 1e-12)
+    for hist, colour in ((hp, GREEN), (hn, RED)):
+        pts = [(x0 + int(pw * i / len(hist)), m + ph - int(ph * v / top)) for i, v in enumerate(hist)]
+        cv2.polylines(canvas, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
+    if np.isfinite(threshold) and bins[0] <= threshold <= bins[-1]:
+        tx = x0 + int(pw * (threshold - bins[0]) / (bins[-1] - bins[0]))
+        cv2.line(canvas, (tx, m), (tx, m + ph), black, 1)
+        _put_text(canvas, f"threshold {threshold:.4g} (FAR {chosen_far:g})", tx + 4, m + 14, 0.4)
+    x1 = w // 2 + m
+    axes(x1, "FAR (log, 1e-6 .. 1)", "TAR")
+    pts = [(x1 + int(pw * (np.log10(f) + 6) / 6), m + ph - int(ph * t)) for f, t in zip(far, tar)]
+    cv2.polylines(canvas, [np.array(pts, np.int32)], False, BLUE, 2, cv2.LINE_AA)
+    for e in range(-6, 1):
+        gx = x1 + int(pw * (e + 6) / 6)
+        cv2.line(canvas, (gx, m + ph), (gx, m + ph + 4), black, 1)
+        _put_text(canvas, f"1e{e}", gx - 10, m + ph + 18, 0.35)
+    return canvas

@@ -1,0 +1,95 @@
+"""The demo's index.html: a summary header, then per query its full name, thumbnails of the ranked gallery (each a
+link to the full image), the rank-list PNG and a table. Every text is HTML-escaped and every link URL-encoded
+(file names may hold '#', '%', '?' or spaces, which a raw href would cut or misread)."""
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+from urllib.parse import quote
+
+ROLE_CSS = {"match": "#28aa28", "negative": "#dc2828", "ignored": "#eba014", "unknown": "#969696"}
+
+
+@dataclass
+class PageRow:
+    rank: int
+    label: str  # what to show, e.g. the path relative to the gallery folder
+    target: str  # the file, as a path relative to the page
+    distance: float
+    ids: str  # "12 / c3" or "-"
+    role: str  # match | negative | ignored | unknown
+    role_text: str
+    below_threshold: Optional[bool] = None
+
+
+@dataclass
+class PageEntry:
+    name: str  # the query's full name
+    target: str  # the query image, relative to the page
+    ranklist: str  # the rank-list PNG, relative to the page
+    ids: str
+    rows: List[PageRow] = field(default_factory=list)
+    note: str = ""  # e.g. "true match within top-10 (protocol)"
+
+
+def href(relative_path: str) -> str:
+    """A relative file path as an href: URL-encoded ('#' -> %23, '%' -> %25), separators kept, then escaped."""
+    return html.escape(quote(relative_path.replace(os.sep, "/"), safe="/"), quote=True)
+
+
+def _escape(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def write_demo_page(path: Union[str, Path], title: str, summary: Sequence[Tuple[str, str]], metric: str,
+                    decimals: int, entries: Sequence[PageEntry], threshold: Optional[float] = None) -> Path:
+    """Write the page atomically (a crash never leaves half a page)."""
+    path = Path(path)
+    legend = " ".join(f"<span class='chip' style='border-color:{c}'>{_escape(r)}</span>" for r, c in ROLE_CSS.items())
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{_escape(title)}</title><style>",
+        "body{font-family:sans-serif;margin:20px;color:#222} h2{font-size:15px;word-break:break-all}",
+        "table{border-collapse:collapse;font-size:13px;margin:6px 0 24px} td,th{padding:2px 8px;"
+        "border-bottom:1px solid #ddd;text-align:left} td.num{font-family:monospace;text-align:right}",
+        ".strip{display:flex;gap:6px;flex-wrap:wrap;align-items:flex-start}",
+        ".thumb{text-align:center;font-size:11px;width:72px;word-break:break-all}",
+        ".thumb img{height:128px;width:64px;object-fit:cover;border:4px solid #999;display:block}",
+        ".query img{border-color:#285adc} .chip{border:3px solid;padding:0 4px;margin-right:4px;font-size:12px}",
+        ".summary td:first-child{font-weight:bold} .ranklist{max-width:100%;margin-top:6px}",
+        "</style></head><body>",
+        f"<h1>{_escape(title)}</h1><table class='summary'>",
+    ]
+    parts += [f"<tr><td>{_escape(k)}</td><td>{_escape(v)}</td></tr>" for k, v in summary]
+    parts.append(f"</table><p>Border colours: {legend} (ignored: junk or same id and camera, left out of the ranking by "
+                 f"the evaluation protocol). Distances: {_escape(metric)}"
+                 + (f"; <b>same person</b> when below the threshold {threshold:.{decimals}f}" if threshold is not None
+                    else "") + ".</p>")
+    for e in entries:
+        parts.append(f"<h2>query: {_escape(e.name)}</h2><p>{_escape(e.ids)} {_escape(e.note)}</p><div class='strip'>")
+        parts.append(f"<div class='thumb query'><a href='{href(e.target)}'><img src='{href(e.target)}' "
+                     f"alt='query'></a>query</div>")
+        for r in e.rows:
+            mark = " <b>same</b>" if r.below_threshold else ""
+            parts.append(f"<div class='thumb'><a href='{href(r.target)}' title='{_escape(r.label)}'>"
+                         f"<img src='{href(r.target)}' loading='lazy' alt='rank {r.rank}' "
+                         f"style='border-color:{ROLE_CSS[r.role]}'></a>#{r.rank} {r.distance:.{decimals}f}{mark}"
+                         f"</div>")
+        parts.append(f"</div><a href='{href(e.ranklist)}'><img class='ranklist' src='{href(e.ranklist)}' "
+                     f"alt='rank list of {_escape(e.name)}'></a>")
+        parts.append("<table><tr><th>rank</th><th>image</th><th>distance</th><th>id / camera</th><th>protocol</th>"
+                     + ("<th>threshold</th>" if threshold is not None else "") + "</tr>")
+        for r in e.rows:
+            cell = "" if threshold is None else f"<td>{'same person' if r.below_threshold else 'different'}</td>"
+            parts.append(f"<tr><td>{r.rank}</td><td><a href='{href(r.target)}'>{_escape(r.label)}</a></td>"
+                         f"<td class='num'>{r.distance:.{decimals}f}</td><td>{_escape(r.ids)}</td>"
+                         f"<td style='color:{ROLE_CSS[r.role]}'>{_escape(r.role_text)}</td>{cell}</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text("\n".join(parts), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
