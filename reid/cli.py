@@ -5,10 +5,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "synthetic_quick.yaml"
+# A packaged config name (reid/configs in a wheel, configs/ in a checkout): resolved by reid.config_names.
+DEFAULT_CONFIG = "synthetic_quick"
 
 # Errors a user can fix: reported in one line, without a traceback.
 _USER_ERRORS: tuple = ()
@@ -24,12 +24,25 @@ def _user_errors() -> tuple:
         errors: List[type] = [ConfigError, MissingDatasetError, CheckpointError]
         try:
             from .data.datasets.base import DatasetError
+            from .data.image_io import ImageReadError
+            from .models.weights import WeightsError
 
-            errors.append(DatasetError)
+            errors += [DatasetError, ImageReadError, WeightsError]
         except ImportError:  # pragma: no cover - data layer always present in a full install
             pass
         _USER_ERRORS = tuple(errors)
     return _USER_ERRORS
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a negative --topk would silently drop results, 0 show none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -37,23 +50,44 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def train_main(argv: Optional[Sequence[str]] = None) -> int:
+def _print_config(cfg: Mapping[str, Any]) -> None:
+    import yaml
+
+    print(yaml.safe_dump(dict(cfg), sort_keys=False), end="")
+
+
+def build_train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reid-train",
-        description="Train a re-ID model. With no arguments: the embedded default (synthetic data, CPU).")
-    parser.add_argument("--config", help=f"YAML config (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+        description="Train a re-ID model. With no arguments: the packaged default (synthetic data, CPU).")
+    parser.add_argument("--config", help="a YAML file or a packaged config name such as sn/market1501 "
+                        f"(default: {DEFAULT_CONFIG})")
     parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from its checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output_dir that already holds a run (its files are replaced)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars or progress lines (bars are drawn only when stderr is a terminal; "
+                        "redirected output gets a line with an ETA every 30 s)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (defaults <- file <- overrides, aliases applied) and exit")
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value, e.g. optim.lr=1e-3")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    """`reid-train`: returns the process exit code (0 ok, 1 diverged, 2 bad input, 130 interrupted)."""
+    args = build_train_parser().parse_args(argv)
 
     from .config import load_config
 
     try:
         cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+        if args.print_config:
+            _print_config(cfg)
+            return 0
         from .engine.trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
-        trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
+        trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     except _user_errors() as exc:
         return _fail(str(exc))
     try:
@@ -79,38 +113,73 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def test_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="reid-test", description="Evaluate a trained checkpoint.")
-    parser.add_argument("--config", required=True, help="the config the checkpoint was trained with")
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (Zhong et al. 2017)")
-    parser.add_argument("--k1", type=int, default=20)
-    parser.add_argument("--k2", type=int, default=6)
-    parser.add_argument("--lambda", dest="lambda_value", type=float, default=0.3)
-    parser.add_argument("--multi-query", choices=["mean", "max"], help="pool each query's gt_bbox group")
-    parser.add_argument("--distractors", help="folder of distractor images appended to the gallery")
-    parser.add_argument("--ap", choices=["mean", "official"], help="AP definition (default: config's test.ap)")
-    parser.add_argument("--protocol", choices=["market", "single-shot"])
-    parser.add_argument("--high-order", action="store_true", help="concatenate HORDE orders at test time")
-    parser.add_argument("--flip", action="store_true", help="average features with the mirrored image")
+def build_test_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reid-test", description="Evaluate a trained checkpoint. Test options come from the config's `test` "
+        "section (the checkpoint's own config unless --config is given); a flag overrides its key only when given.")
+    parser.add_argument("--config", help="a YAML file or packaged config name (default: the config stored in the "
+                        "checkpoint)")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint.pth or best.pth of a training run")
+    bool_flag = argparse.BooleanOptionalAction
+    parser.add_argument("--rerank", action=bool_flag, default=None,
+                        help="k-reciprocal re-ranking (Zhong et al. 2017) (default: test.rerank)")
+    parser.add_argument("--k1", type=int, help="re-ranking k1 (default: test.k1)")
+    parser.add_argument("--k2", type=int, help="re-ranking k2 (default: test.k2)")
+    parser.add_argument("--lambda", dest="lambda_value", type=float,
+                        help="re-ranking weight of the original distance (default: test.lambda_value)")
+    parser.add_argument("--multi-query", choices=["mean", "max"],
+                        help="pool each query's gt_bbox group (default: test.multi_query)")
+    parser.add_argument("--distractors", help="folder of distractor images appended to the gallery "
+                        "(default: test.dataset_kwargs.distractors)")
+    parser.add_argument("--ap", choices=["mean", "official"], help="AP definition (default: test.ap)")
+    parser.add_argument("--protocol", choices=["market", "single-shot"], help="default: test.protocol")
+    parser.add_argument("--high-order", action=bool_flag, default=None,
+                        help="concatenate the HORDE orders to the embedding at test time (default: test.high_order)")
+    parser.add_argument("--flip", action=bool_flag, default=None,
+                        help="average features with the mirrored image (default: train.flip_test)")
     parser.add_argument("--visualize", type=int, default=0, metavar="N", help="write rank lists of N queries")
     parser.add_argument("--output-dir", help="where results.json goes (default: <checkpoint dir>/test)")
     parser.add_argument("--json", help="also write the results JSON here")
-    parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
-    args = parser.parse_args(argv)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars or progress lines (bars only appear when stderr is a terminal)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the config the test would use (flags applied) and exit")
+    parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value, e.g. test.metric=cosine")
+    return parser
 
+
+def load_test_config(config: Optional[str], checkpoint: str, overrides: Sequence[str]) -> Dict[str, Any]:
+    """`config` resolved with `overrides`, or without it the config the checkpoint stores."""
     from .config import load_config
-    from .engine.tester import TestOptions, run_test
+
+    if config is not None:
+        return load_config(config, overrides)
+    from .engine.checkpoint import CheckpointError, load_checkpoint
+
+    stored = load_checkpoint(checkpoint).get("config")
+    if not isinstance(stored, Mapping):
+        raise CheckpointError(f"{checkpoint} stores no config (written by an older version?): pass --config")
+    return load_config(None, overrides, base=stored, base_source=f"the config stored in {checkpoint}")
+
+
+def test_main(argv: Optional[Sequence[str]] = None) -> int:
+    """`reid-test`: returns the process exit code (0 ok, 2 bad input)."""
+    args = build_test_parser().parse_args(argv)
+
+    from .engine.tester import TestOptions, resolve_test_config, run_test
 
     if not os.path.isfile(args.checkpoint):
         return _fail(f"checkpoint not found: {args.checkpoint}")
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_test_config(args.config, args.checkpoint, args.overrides)
         options = TestOptions(rerank=args.rerank, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
                               multi_query=args.multi_query, distractors=args.distractors, ap=args.ap,
                               protocol=args.protocol, high_order=args.high_order, flip=args.flip,
                               visualize=args.visualize, output_dir=args.output_dir)
-        result, out_dir = run_test(cfg, args.checkpoint, options)
+        if args.print_config:
+            _print_config(resolve_test_config(cfg, options))
+            return 0
+        result, out_dir = run_test(cfg, args.checkpoint, options, progress=not args.no_progress)
     except _user_errors() as exc:
         return _fail(str(exc))
     except ValueError as exc:

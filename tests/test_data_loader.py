@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from reid.data.loader import ImageDataset, ImageReadError, build_test_loader, build_train_loader, read_image
+from reid.data.cache import decode_in_memory
+from reid.data.loader import ImageDataset, ImageReadError, build_test_loader, read_image
+from reid.data.train_loader import build_train_loader
 from reid.data.transforms import build_transforms
 
 SMALL = {"height": 16, "width": 8}
@@ -70,9 +72,10 @@ def test_skip_mode_raises_when_identity_has_no_readable_image(tmp_path):
         ImageDataset(samples, None, on_error="ignore")
 
 
-def test_train_loader_batches_follow_contract(tmp_path):
+@pytest.mark.parametrize("pipeline", ["tensor", "albumentations"])
+def test_train_loader_batches_follow_contract(pipeline, tmp_path):
     samples = _write(tmp_path, attributes=True)
-    loader = build_train_loader(samples, SMALL, p=2, k=3, seed=0)
+    loader = build_train_loader(samples, SMALL, p=2, k=3, seed=0, pipeline=pipeline)
     batches = list(loader)
     assert len(batches) == len(loader) == 2
     for b in batches:
@@ -81,13 +84,14 @@ def test_train_loader_batches_follow_contract(tmp_path):
             assert b[key].shape == (6,) and b[key].dtype == torch.long
         assert b["attributes"].shape == (6, 2) and b["attributes"].dtype == torch.float32
         assert [samples[i].pid for i in b["index"].tolist()] == b["pid"].tolist()
-    again = list(build_train_loader(samples, SMALL, p=2, k=3, seed=0))
+    again = list(build_train_loader(samples, SMALL, p=2, k=3, seed=0, pipeline=pipeline))
     assert all(torch.equal(x["img"], y["img"]) for x, y in zip(batches, again))  # reproducible augmentation
 
 
 def test_train_loader_with_worker_is_reproducible(tmp_path):
     samples = _write(tmp_path)
-    runs = [torch.cat([b["img"] for b in build_train_loader(samples, SMALL, p=2, k=2, seed=4, num_workers=1)])
+    runs = [torch.cat([b["img"] for b in build_train_loader(samples, SMALL, p=2, k=2, seed=4, num_workers=1,
+                                                               pipeline="albumentations")])
             for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
 
@@ -100,3 +104,29 @@ def test_test_loader_is_ordered(tmp_path):
     expected = build_transforms(SMALL, train=False)(image=read_image(samples[7].path))["image"]
     assert torch.equal(batches[1]["img"][2], expected)
     assert "attributes" not in batches[0]
+
+
+def test_train_loader_starts_mid_epoch_with_the_same_batches(tmp_path):
+    samples = _write(tmp_path)
+    loader = build_train_loader(samples, SMALL, p=2, k=2, seed=1, iters_per_epoch=5)
+    loader.set_epoch(3)
+    whole = list(loader)
+    loader.set_epoch(3, start_batch=2)
+    assert len(loader) == 3
+    tail = list(loader)
+    assert all(torch.equal(a["img"], b["img"]) and torch.equal(a["index"], b["index"])
+               for a, b in zip(whole[2:], tail))
+
+
+def test_decoded_test_loader_equals_the_per_file_loader(tmp_path):
+    samples = _write(tmp_path, attributes=True)
+    decoded, bad = decode_in_memory([s.path for s in samples], 16, 8)
+    assert bad == []
+    fast = list(build_test_loader(samples, SMALL, batch_size=5, decoded=decoded))
+    slow = list(build_test_loader(samples, SMALL, batch_size=5))
+    assert len(fast) == len(slow) == 3
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a["img"], b["img"], atol=1e-5, rtol=1e-5)
+        for key in ("pid", "camid", "index"):
+            assert torch.equal(a[key], b[key])
+        torch.testing.assert_close(a["attributes"], b["attributes"], equal_nan=True)

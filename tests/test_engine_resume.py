@@ -17,9 +17,9 @@ def _weights(run_dir):
     return torch.load(run_dir / "checkpoint.pth", weights_only=True)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_kill_and_resume_is_bitwise_identical(workers, tiny_market, tmp_path):
-    data = {"num_workers": workers}
+@pytest.mark.parametrize("pipeline,workers", [("tensor", 0), ("albumentations", 0), ("albumentations", 2)])
+def test_kill_and_resume_is_bitwise_identical(pipeline, workers, tiny_market, tmp_path):
+    data = {"num_workers": workers, "pipeline": pipeline}
     full = Trainer(tiny_config(tmp_path / "full", tiny_market, TERMS, MODEL, train=TRAIN, data=data), progress=False)
     full.fit()
     full.close()
@@ -42,6 +42,51 @@ def test_kill_and_resume_is_bitwise_identical(workers, tiny_market, tmp_path):
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     for key in a["optimizer"]["state"]:
         assert state_equal(a["optimizer"]["state"][key], b["optimizer"]["state"][key])
+
+
+def _all_tensors_equal(a, b):
+    assert state_equal(a["model"], b["model"])  # weights and every batch-norm buffer (num_batches_tracked too)
+    assert state_equal(a["losses"], b["losses"])
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for key in a["optimizer"]["state"]:
+        assert state_equal(a["optimizer"]["state"][key], b["optimizer"]["state"][key])
+    assert a["global_step"] == b["global_step"]
+
+
+@pytest.mark.parametrize("pipeline,workers", [("tensor", 0), ("albumentations", 2)])
+def test_ctrl_c_inside_a_step_then_resume_is_bitwise_identical(pipeline, workers, tiny_market, tmp_path):
+    """A real SIGINT in the middle of a forward pass (BN statistics already updated): the step completes, the
+    checkpoint is taken at its end, and the resumed run equals the uninterrupted one in every tensor."""
+    import os
+    import signal
+
+    data = {"num_workers": workers, "pipeline": pipeline}
+    full = Trainer(tiny_config(tmp_path / "full", tiny_market, TERMS, MODEL, train=TRAIN, data=data), progress=False)
+    full.fit()
+    full.close()
+
+    cfg = tiny_config(tmp_path / "cut", tiny_market, TERMS, MODEL, train=TRAIN, data=data)
+    first = Trainer(cfg, progress=False)
+    calls = {"n": 0}
+
+    def sigint_mid_forward(module, inputs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the fifth training forward: epoch 2, batch 2
+            os.kill(os.getpid(), signal.SIGINT)
+
+    handle = first.model.backbone.register_forward_pre_hook(sigint_mid_forward)
+    with pytest.raises(TrainingInterrupted, match="checkpoint saved"):
+        first.fit()
+    handle.remove()
+    first.close()
+    saved = _weights(tmp_path / "cut")
+    assert (saved["epoch"], saved["batch"], saved["global_step"]) == (1, 2, 5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is removed again
+
+    second = Trainer(cfg, resume=True, progress=False)
+    second.fit()
+    second.close()
+    _all_tensors_equal(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
 
 
 def test_resume_refuses_a_changed_config(tiny_market, tmp_path):

@@ -76,8 +76,14 @@ def default_cache_dir(data_root: PathLike, run_dir: PathLike) -> Path:
 
 
 def _writable(folder: Path) -> bool:
-    probe_parent = folder if folder.exists() else folder.parent
-    return probe_parent.is_dir() and os.access(probe_parent, os.W_OK | os.X_OK)
+    """Tried, not inferred from permission bits (root ignores them; read-only mounts do not show in them)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError:
+        return False
+    return True
 
 
 def decode_resized(path: str, height: int, width: int) -> np.ndarray:

@@ -22,6 +22,7 @@ class Monitor:
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
         self.writer = None
+        self._epoch_step: Optional[int] = None
         if not self.active:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,18 @@ class Monitor:
         if self.writer is not None:
             for tag, value in values.items():
                 self.writer.add_scalar(f"{prefix}{tag}", float(value), step)
+
+    def epoch_scalars(self, values: Mapping[str, float], epoch: int, global_step: int, prefix: str = "") -> None:
+        """Per-epoch values (epoch losses, evaluation metrics) on the same x axis as the per-iteration ones.
+
+        TensorBoard draws every scalar against one step axis; values logged at the epoch number would sit at
+        steps 1, 2, ... next to losses at steps 1..N*iters and look like the first iterations. They are logged
+        at the global step the epoch ended on instead, with an `epoch` scalar there so steps map back to epochs.
+        """
+        self.scalars(values, global_step, prefix)
+        if self._epoch_step != global_step:  # once per step, however many groups of values an epoch logs
+            self._epoch_step = global_step
+            self.scalars({"epoch": epoch}, global_step)
 
     def image(self, tag: str, image_hwc: np.ndarray, step: int) -> None:
         if self.writer is not None:

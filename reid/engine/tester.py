@@ -16,19 +16,39 @@ from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups, 
 
 @dataclass
 class TestOptions:
-    rerank: bool = False
-    k1: int = 20
-    k2: int = 6
-    lambda_value: float = 0.3
+    """reid-test's flags. None means "as the config says": the config's `test` section is the one home of test
+    options (flip: `train.flip_test`, as in the evaluations during training), and a flag only overrides it."""
+
+    rerank: Optional[bool] = None
+    k1: Optional[int] = None
+    k2: Optional[int] = None
+    lambda_value: Optional[float] = None
     multi_query: Optional[str] = None  # mean | max
     distractors: Optional[str] = None  # folder of distractor images appended to the gallery
     ap: Optional[str] = None
     protocol: Optional[str] = None
-    high_order: bool = False
-    flip: bool = False
+    high_order: Optional[bool] = None
+    flip: Optional[bool] = None
     visualize: int = 0
     output_dir: Optional[str] = None
     extra: Dict[str, Any] = field(default_factory=dict)
+
+
+# TestOptions fields that are keys of the config's `test` section
+TEST_KEYS = ("rerank", "k1", "k2", "lambda_value", "multi_query", "ap", "protocol", "high_order")
+
+
+def resolve_test_config(cfg: Mapping[str, Any], options: TestOptions) -> Dict[str, Any]:
+    """The config with the flags that were given written into it (validated like config overrides)."""
+    from ..config import merge
+
+    update: Dict[str, Any] = {"test": {k: getattr(options, k) for k in TEST_KEYS if getattr(options, k) is not None}}
+    if options.distractors is not None:
+        kwargs = dict(cfg["test"].get("dataset_kwargs") or {})
+        update["test"]["dataset_kwargs"] = {**kwargs, "distractors": options.distractors}
+    if options.flip is not None:
+        update["train"] = {"flip_test": options.flip}
+    return merge(copy.deepcopy(dict(cfg)), update, "command-line flags")
 
 
 def load_trained_model(cfg: Mapping[str, Any], checkpoint: str, device: torch.device) -> torch.nn.Module:
@@ -40,31 +60,26 @@ def load_trained_model(cfg: Mapping[str, Any], checkpoint: str, device: torch.de
 
 
 def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, progress: bool = True):
-    """Evaluate `checkpoint` on the config's dataset with the requested protocol options.
+    """Evaluate `checkpoint` on the config's dataset: its `test` section, overridden by the flags in `options`.
 
     Returns (EvaluationResult, output folder). Writes `results.json` and, with `visualize`, rank-list PNGs.
     """
-    cfg = copy.deepcopy(dict(cfg))
-    test_cfg = dict(cfg["test"])
-    test_cfg.update({"rerank": options.rerank, "k1": options.k1, "k2": options.k2,
-                     "lambda_value": options.lambda_value})
-    if options.ap:
-        test_cfg["ap"] = options.ap
-    if options.protocol:
-        test_cfg["protocol"] = options.protocol
-    multi_query = options.multi_query or test_cfg.get("multi_query")
+    cfg = resolve_test_config(cfg, options)
+    test_cfg = cfg["test"]
+    multi_query = test_cfg.get("multi_query")
+    flip = bool(cfg["train"]["flip_test"])
     device = resolve_device(cfg["train"]["device"])
 
     extra: Dict[str, Any] = dict(test_cfg.get("dataset_kwargs") or {})
-    if options.distractors:
-        extra["distractors"] = options.distractors
     if multi_query:
         extra["multi_query"] = True
     dataset = build_dataset_from_config(cfg, **extra)
     model = load_trained_model(cfg, checkpoint, device)
-    if options.high_order:
-        if not hasattr(model, "test_high_order"):
-            raise ValueError("--high-order needs a model with a HORDE branch (model.horde in the config)")
+    if test_cfg["high_order"]:
+        # HORDE at test time: order 1 and every high-order embedding concatenated (reid.models.model)
+        if getattr(model, "horde", None) is None:
+            raise ValueError(f"test.high_order is true but the model of {checkpoint} has no HORDE branch "
+                             "(model.horde is null); set test.high_order=false (or drop --high-order)")
         model.test_high_order = True
 
     from ..data.loader import build_test_loader
@@ -73,12 +88,13 @@ def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, prog
     tcfg = cfg["transforms"]
     q_loader = build_test_loader(dataset.query, tcfg, batch_size=bs, num_workers=cfg["data"]["num_workers"])
     g_loader = build_test_loader(dataset.gallery, tcfg, batch_size=bs, num_workers=cfg["data"]["num_workers"])
-    query = feature_set(model, dataset.query, q_loader, device, flip=options.flip, desc="query")
-    gallery = feature_set(model, dataset.gallery, g_loader, device, flip=options.flip, desc="gallery")
+    query = feature_set(model, dataset.query, q_loader, device, flip=flip, desc="query", progress=progress)
+    gallery = feature_set(model, dataset.gallery, g_loader, device, flip=flip, desc="gallery", progress=progress)
 
     query_features = None
     if multi_query:
-        query_features = _multi_query_features(model, dataset, query, tcfg, bs, device, multi_query, options.flip)
+        query_features = _multi_query_features(model, dataset, query, tcfg, bs, device, multi_query, flip,
+                                               progress)
     result = evaluate_features(query, gallery, test_cfg, has_cameras=dataset.has_cameras,
                                query_features=query_features)
     out_dir = Path(options.output_dir or Path(checkpoint).parent / "test")
@@ -89,7 +105,8 @@ def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, prog
     return result, out_dir
 
 
-def _multi_query_features(model, dataset, query: FeatureSet, tcfg, bs, device, mode: str, flip: bool):
+def _multi_query_features(model, dataset, query: FeatureSet, tcfg, bs, device, mode: str, flip: bool,
+                          progress: bool = True):
     groups = getattr(dataset, "query_groups", None)
     if not groups:
         raise ValueError(f"--multi-query: dataset '{type(dataset).__name__}' provides no multi-query groups "
@@ -111,7 +128,7 @@ def _multi_query_features(model, dataset, query: FeatureSet, tcfg, bs, device, m
         rows.append(row)
     samples = [Sample(path=p, pid=0, camid=0, extras={}) for p in paths]
     loader = build_test_loader(samples, tcfg, batch_size=bs, num_workers=0)
-    feats = feature_set(model, samples, loader, device, flip=flip, desc="multi-query").features
+    feats = feature_set(model, samples, loader, device, flip=flip, desc="multi-query", progress=progress).features
     return pool_groups(feats, rows, mode)
 
 
