@@ -1,6 +1,8 @@
-"""tools/evaluate.py and tools/dataset_summary.py end to end."""
+"""tools/evaluate.py and tools/dataset_summary.py end to end; the command-line conventions of every tool: progress
+output, help text, configs by name and their aliases, reid-test's config handling; TensorBoard's step axis."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -8,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from reid.evaluation import evaluate
 
@@ -50,3 +54,191 @@ def test_dataset_summary_cli(tiny_market, tmp_path):
     assert counts["train"]["ids"] == 8 and counts["gallery"]["junk"] > 0 and "gallery" in proc.stdout
     missing = run("dataset_summary.py", "--dataset", "market1501", "--root", tmp_path / "none")
     assert missing.returncode == 2 and "datasets/README.md" in missing.stderr
+
+
+# ---------------------------------------------------------------- progress output (reid.progress)
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_writes_eta_lines_not_bars_when_redirected():
+    from reid.progress import Progress
+
+    ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later (start, 10 items, the end)
+    stream = _Stream(tty=False)
+    bar = Progress(range(10), "gallery", stream=stream, interval=30, clock=lambda: float(next(ticks)))
+    for i in bar:
+        bar.set_postfix(loss=f"{i:.1f}")
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert lines[0].startswith("gallery: 3/10, 30%") and "ETA 1:10" in lines[0], lines
+    assert len(lines) == 4 and lines[-1].startswith("gallery: 10 done in 1:50"), lines
+
+
+def test_progress_short_loops_are_silent_bars_only_on_a_terminal_disabled_is_silent():
+    from reid.progress import progress
+
+    quiet = _Stream(tty=False)
+    assert list(progress(range(5), "query", stream=quiet)) == list(range(5))
+    assert quiet.getvalue() == ""  # under one interval: no line at all
+    tty = _Stream(tty=True)
+    assert list(progress(range(5), "query", stream=tty)) == list(range(5))
+    assert "\r" in tty.getvalue() and "query" in tty.getvalue()
+    off = _Stream(tty=True)
+    assert list(progress(range(5), "query", enabled=False, stream=off)) == list(range(5))
+    assert off.getvalue() == ""
+
+
+# ---------------------------------------------------------------- flags, configs by name, aliases
+def _parsers():
+    from reid import cli
+
+    sys.path.insert(0, str(REPO / "tools"))
+    import export as export_tool
+
+    return {"reid-train": cli.build_train_parser(), "reid-test": cli.build_test_parser(),
+            "reid-demo": cli.build_demo_parser(), "tools/export.py": export_tool.build_parser()}
+
+
+def test_every_flag_has_help_and_every_tool_has_no_progress():
+    for tool, parser in _parsers().items():
+        options = [a for a in parser._actions if a.dest != "help"]
+        missing = [a.option_strings or a.dest for a in options if not (a.help or "").strip()]
+        assert not missing, f"{tool}: flags without help: {missing}"
+        assert any("--no-progress" in a.option_strings for a in options), tool
+
+
+def test_print_config_resolves_a_packaged_name_and_aliases(capsys):
+    from reid import cli
+
+    assert cli.train_main(["--config", "sn/market1501", "--print-config", "optim.base_lr=0.01",
+                           "model.name=resnet18", "SOLVER.MAX_EPOCH=7"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["optim"]["lr"] == 0.01 and cfg["model"]["backbone"] == "resnet18" and cfg["train"]["epochs"] == 7
+    assert cfg["output_dir"] == "runs/sn_market1501" and "base_lr" not in cfg["optim"]
+    # the repository path still works, and the default is a packaged name too
+    assert cli.train_main(["--config", "configs/sn/market1501.yaml", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["output_dir"] == "runs/sn_market1501"
+    assert cli.train_main(["--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["dataset"] == "synthetic"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=64", "data.p identities x data.k images"),
+    ("train.batch_size=64", "batch size = p x k"),
+    ("train.lr_scheduler=cosine", "schedule.name"),
+])
+def test_foreign_names_with_another_meaning_are_explained(override, message, capsys):
+    from reid import cli
+
+    assert cli.train_main(["--print-config", override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and override.split("=")[0] in err and "test_batch_size'?" not in err
+
+
+def test_alias_in_a_yaml_file_and_a_clash_name_the_file(tmp_path, capsys):
+    from reid import cli
+
+    good = tmp_path / "fastreid.yaml"
+    good.write_text("SOLVER:\n  BASE_LR: 0.02\nDATALOADER:\n  NUM_INSTANCE: 8\n")
+    assert cli.train_main(["--config", str(good), "--print-config"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["optim"]["lr"] == 0.02 and cfg["data"]["k"] == 8
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("optim:\n  lr: 0.1\n  base_lr: 0.2\n")
+    assert cli.train_main(["--config", str(clash), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert str(clash) in err and "optim.base_lr" in err and "also set" in err
+    assert cli.train_main(["--config", "sn/market150"]) == 2
+    assert "did you mean 'sn/market1501'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- reid-test: the config's test section
+def _test_config(capsys, *args):
+    from reid import cli
+
+    assert cli.test_main(list(map(str, args)) + ["--print-config"]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_test_takes_the_checkpoint_config_and_flags_override_only_when_given(tiny_checkpoint, capsys):
+    stored = torch.load(tiny_checkpoint, weights_only=True)["config"]
+    cfg = _test_config(capsys, "--checkpoint", tiny_checkpoint)
+    assert cfg["model"] == stored["model"] and cfg["test"]["rerank"] is False and cfg["test"]["k1"] == 20
+    cfg = _test_config(capsys, "--checkpoint", tiny_checkpoint, "test.rerank=true", "test.k1=5",
+                       "test.lambda_value=0.5")
+    assert cfg["test"]["rerank"] is True and (cfg["test"]["k1"], cfg["test"]["k2"]) == (5, 6)
+    assert cfg["test"]["lambda_value"] == 0.5
+    cfg = _test_config(capsys, "--checkpoint", tiny_checkpoint, "test.rerank=true", "test.k1=5", "--k1", "7",
+                       "--no-rerank", "--ap", "official", "--flip")
+    assert cfg["test"]["rerank"] is False and cfg["test"]["k1"] == 7 and cfg["test"]["ap"] == "official"
+    assert cfg["train"]["flip_test"] is True
+
+
+def test_test_reads_rerank_from_the_config(tiny_checkpoint, tmp_path):
+    from reid import cli
+
+    def mAP(*args):
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        assert cli.test_main(["--checkpoint", str(tiny_checkpoint), "--output-dir", str(out), "--no-progress",
+                              *args]) == 0
+        return json.loads((out / "results.json").read_text())["mAP"]
+
+    plain = mAP()
+    from_flags = mAP("--rerank", "--k1", "6", "--k2", "3", "--lambda", "0.1")
+    from_config = mAP("test.rerank=true", "test.k1=6", "test.k2=3", "test.lambda_value=0.1")
+    assert from_config == pytest.approx(from_flags) and from_flags != pytest.approx(plain)
+
+
+def test_high_order_is_read_and_refused_without_horde(tiny_checkpoint, tiny_market, tmp_path, capsys, monkeypatch):
+    from engine_helpers import tiny_config
+    from reid import cli
+    from reid.engine import tester
+    from reid.engine.builders import build_model_from_config
+
+    assert cli.test_main(["--checkpoint", str(tiny_checkpoint), "test.high_order=true"]) == 2
+    assert "test.high_order is true" in capsys.readouterr().err
+    horde = {"orders": 3, "projection_dim": 16, "embedding_dim": 8}
+    cfg = tiny_config(tmp_path / "horde", tiny_market, [{"name": "triplet"}], {"horde": horde})
+    ckpt = tmp_path / "horde.pth"
+    torch.save({"model": build_model_from_config(cfg, None).state_dict(), "config": cfg, "num_classes": None}, ckpt)
+    dims = []
+    real = tester.evaluate_features
+    monkeypatch.setattr(tester, "evaluate_features", lambda q, g, *a, **k: dims.append(q.features.shape[1]) or
+                        real(q, g, *a, **k))
+    for option in ([], ["--high-order"]):
+        assert cli.test_main(["--checkpoint", str(ckpt), "--output-dir", str(tmp_path / "out"), *option]) == 0
+    assert dims == [32, 32 + 2 * 8]  # order 1 alone, then orders 1, 2 and 3 concatenated
+
+
+def test_test_tool_output_has_no_carriage_returns_when_redirected(tiny_checkpoint, tmp_path):
+    proc = run("test.py", "--checkpoint", tiny_checkpoint, "--output-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stdout + proc.stderr
+    # the results table starts stdout on a line of its own (not after a run of bar refreshes)
+    header = proc.stdout.splitlines()[0].split()
+    assert header[0] == "Rank-1" and "mAP" in header, proc.stdout
+
+
+# ---------------------------------------------------------------- TensorBoard: one step axis
+def test_epoch_scalars_share_the_global_step_axis(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from reid.engine.monitor import Monitor
+
+    monitor = Monitor(tmp_path / "run")
+    monitor.scalars({"loss/total": 1.0}, 35)
+    monitor.epoch_scalars({"total": 0.9}, epoch=1, global_step=40, prefix="epoch_loss/")
+    monitor.epoch_scalars({"mAP": 0.5}, epoch=1, global_step=40, prefix="eval/")
+    monitor.epoch_scalars({"total": 0.8}, epoch=2, global_step=80, prefix="epoch_loss/")
+    monitor.close()
+    acc = EventAccumulator(str(monitor.tensorboard_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    steps = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    assert steps["epoch_loss/total"] == [(40, pytest.approx(0.9)), (80, pytest.approx(0.8))]
+    assert steps["eval/mAP"] == [(40, 0.5)] and steps["epoch"] == [(40, 1.0), (80, 2.0)]
