@@ -140,6 +140,9 @@ def build_test_parser() -> argparse.ArgumentParser:
     parser.add_argument("--visualize", type=int, default=0, metavar="N", help="write rank lists of N queries")
     parser.add_argument("--output-dir", help="where results.json goes (default: <checkpoint dir>/test)")
     parser.add_argument("--json", help="also write the results JSON here")
+    parser.add_argument("--verification", nargs="?", type=float, const=1e-3, default=None, metavar="FAR",
+                        help="also write verification.json/.png (same-id vs different-id distance histograms, ROC, "
+                        "TAR at FAR 1e-2/1e-3/1e-4) and the same-person threshold for FAR (default 1e-3)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars or progress lines (bars only appear when stderr is a terminal)")
     parser.add_argument("--print-config", action="store_true",
@@ -175,7 +178,8 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
         options = TestOptions(rerank=args.rerank, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
                               multi_query=args.multi_query, distractors=args.distractors, ap=args.ap,
                               protocol=args.protocol, high_order=args.high_order, flip=args.flip,
-                              visualize=args.visualize, output_dir=args.output_dir)
+                              visualize=args.visualize, output_dir=args.output_dir,
+                              verification=args.verification)
         if args.print_config:
             _print_config(resolve_test_config(cfg, options))
             return 0

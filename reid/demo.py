@@ -342,7 +342,7 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
                            f"{indexed:.1f} s, {len(index.paths) - index.extracted} from cache, {index.skipped} "
                            "unreadable)"),
                ("search", f"{backend}{' + re-ranking' if rerank else ''}, {searched * 1000:.1f} ms for "
-                          f"{len(queries)} queries"),
+                          f"{len(queries)} quer{'y' if len(queries) == 1 else 'ies'}"),
                ("written", time.strftime("%Y-%m-%d %H:%M:%S"))]
     if counted:
         summary.append(("accuracy", f"rank-1 {hits1}/{counted}, top-{topk} {hitsk}/{counted} (queries with a true "

@@ -117,3 +117,58 @@ def test_pair_distances_collect_protocol_pairs_and_cap_negatives():
     assert total2 == total and 350 < len(few) < 650
     with pytest.raises(ValueError, match="ids"):
         pair_distances(qf, gf, q_pids[:5], g_pids)
+
+
+# --- tools/test.py --verification and rank lists drawn with the protocol's roles (issue 20 items 8, 9) ---------
+
+def _feature_set(pids, camids, features, prefix):
+    from reid.engine.evaluator import FeatureSet
+
+    return FeatureSet(torch.as_tensor(features, dtype=torch.float32), np.asarray(pids), np.asarray(camids),
+                      [f"{prefix}_{i}.jpg" for i in range(len(pids))])
+
+
+@pytest.mark.parametrize("has_cameras", [True, False])
+def test_ranklists_keep_true_matches_without_cameras(has_cameras, monkeypatch, tmp_path):
+    """A dataset without camera ids (every camid 0): its same-id items are true matches, not removed."""
+    import reid.visualize as visualize
+    from reid.engine.tester import write_ranklists
+
+    drawn = []
+    monkeypatch.setattr(visualize, "draw_ranklist", lambda *a, **k: drawn.append((a, k)) or np.zeros((2, 2, 3)))
+    monkeypatch.setattr(visualize, "save_image", lambda image, path: path)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 8))
+    g_pids = np.repeat(np.arange(5), 4)
+    gallery = _feature_set(g_pids, np.zeros(20, int), centres[g_pids] + 0.05 * rng.normal(size=(20, 8)), "g")
+    query = _feature_set(np.arange(5), np.zeros(5, int), centres + 0.05 * rng.normal(size=(5, 8)), "q")
+    write_ranklists(query, gallery, tmp_path, count=5, topk=4, has_cameras=has_cameras)
+    assert len(drawn) == 5
+    for args, kwargs in drawn:
+        if has_cameras:  # same camera for every pair: all same-id items are junk, only other ids remain
+            assert "match" not in kwargs["roles"]
+        else:
+            assert kwargs["roles"] == ["match"] * 4
+
+
+def test_tools_test_verification_writes_report_png_and_tensorboard(tiny_checkpoint, tmp_path, capsys):
+    import cv2
+
+    from reid import cli
+
+    config = tiny_checkpoint.parent.parent / f"{tiny_checkpoint.parent.name}.yaml"
+    out = tmp_path / "test"
+    base = ["--config", str(config), "--checkpoint", str(tiny_checkpoint), "--output-dir", str(out)]
+    assert cli.test_main(base + ["--verification", "0.01"]) == 0
+    printed = capsys.readouterr().out
+    assert "verification (" in printed and "threshold for FAR 0.01" in printed
+    data = json.loads((out / "verification.json").read_text())
+    assert set(data["tar_at_far"]) == {"1e-02", "1e-03", "1e-04"}
+    assert data["chosen_far"] == 0.01 and data["threshold"] == data["tar_at_far"]["1e-02"]["threshold"]
+    assert data["num_positive"] > 0 and data["num_negative"] > 0 and data["metric"] == "squared euclidean"
+    assert data["tar_at_far"]["1e-02"]["far"] <= 0.01
+    image = cv2.imread(str(out / "verification.png"))
+    assert image is not None and image.shape[1] > image.shape[0] and image.std() > 5
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert cli.test_main(base + ["--verification", "2"]) == 2
+    assert "--verification" in capsys.readouterr().err

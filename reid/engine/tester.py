@@ -31,6 +31,7 @@ class TestOptions:
     flip: Optional[bool] = None
     visualize: int = 0
     output_dir: Optional[str] = None
+    verification: Optional[float] = None  # a FAR: write the verification report with the threshold for it
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,7 +102,12 @@ def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, prog
     out_dir.mkdir(parents=True, exist_ok=True)
     result.save_json(out_dir / "results.json")
     if options.visualize:
-        write_ranklists(query, gallery, out_dir / "ranklists", options.visualize, seed=cfg["seed"])
+        write_ranklists(query, gallery, out_dir / "ranklists", options.visualize, seed=cfg["seed"],
+                        has_cameras=dataset.has_cameras)
+    if options.verification is not None:
+        report = write_verification(query, gallery, out_dir, options.verification, metric=test_cfg["metric"],
+                                    has_cameras=dataset.has_cameras, query_features=query_features)
+        print(report.table())
     return result, out_dir
 
 
@@ -132,22 +138,77 @@ def _multi_query_features(model, dataset, query: FeatureSet, tcfg, bs, device, m
     return pool_groups(feats, rows, mode)
 
 
+def _query_in_gallery(query: FeatureSet, gallery: FeatureSet) -> np.ndarray:
+    # without camera ids the protocol leaves out only the query itself (as evaluate_features does)
+    position = {p: i for i, p in enumerate(gallery.paths)}
+    return np.array([position.get(p, -1) for p in query.paths], dtype=np.int64)
+
+
 def write_ranklists(query: FeatureSet, gallery: FeatureSet, folder: Path, count: int, seed: int = 0,
-                    topk: int = 10) -> List[Path]:
-    """Rank-list PNGs for `count` queries (junk and same-camera true matches removed as in evaluation)."""
-    from ..visualize import draw_ranklist, save_image
+                    topk: int = 10, has_cameras: bool = True) -> List[Path]:
+    """Rank-list PNGs for `count` queries, ranked as the evaluation ranks them: the protocol's own roles
+    (`gallery_roles`) remove junk and same-camera matches, or only the query itself when there are no camera ids."""
+    from ..evaluation.verification import MATCH, NEGATIVE, gallery_roles
+    from ..visualize import distance_decimals, draw_ranklist, save_image
 
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(query.paths), size=min(count, len(query.paths)), replace=False)
+    qig = None if has_cameras else _query_in_gallery(query, gallery)
     written = []
     for q in sorted(picks.tolist()):
-        keep = ~((gallery.pids == query.pids[q]) & (gallery.camids == query.camids[q])) & (gallery.pids != -1)
-        idx = np.flatnonzero(keep)
+        role = gallery_roles(query.pids[q:q + 1], gallery.pids, query.camids[q:q + 1] if has_cameras else None,
+                             gallery.camids if has_cameras else None, None if qig is None else qig[q:q + 1])[0]
+        idx = np.flatnonzero((role == MATCH) | (role == NEGATIVE))
         order, dist = ranked_gallery(query.features[q], gallery.features[idx], topk)
         chosen = idx[order]
         image = draw_ranklist(query.paths[q], [gallery.paths[i] for i in chosen], dist,
-                              matches=[bool(gallery.pids[i] == query.pids[q]) for i in chosen],
-                              labels=[f"id {gallery.pids[i]} c{gallery.camids[i]}" for i in chosen],
-                              query_label=f"id {query.pids[q]} c{query.camids[q]}")
+                              roles=["match" if role[i] == MATCH else "negative" for i in chosen],
+                              labels=[f"id {gallery.pids[i]} c{gallery.camids[i]}" if has_cameras
+                                      else f"id {gallery.pids[i]}" for i in chosen],
+                              query_label=f"id {query.pids[q]} c{query.camids[q]}" if has_cameras
+                              else f"id {query.pids[q]}", decimals=distance_decimals(dist))
         written.append(save_image(image, folder / f"query_{q:05d}.png"))
     return written
+
+
+def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, far: float, metric: str = "euclidean",
+                       has_cameras: bool = True, query_features: Optional[torch.Tensor] = None):
+    """verification.json, verification.png (distance histograms + ROC) and TensorBoard entries in `out_dir`.
+
+    Pairs are (query, gallery) pairs as the ranking protocol counts them; the threshold is for FAR `far`.
+    """
+    from ..evaluation.verification import DEFAULT_FARS, pair_distances, verification_report
+    from ..visualize import plot_verification
+
+    if not 0 < far < 1:
+        raise ValueError(f"--verification: the FAR must be between 0 and 1 (e.g. 1e-3), got {far}")
+    qf = query.features if query_features is None else query_features
+    pos, neg, total = pair_distances(qf, gallery.features, query.pids, gallery.pids,
+                                     query.camids if has_cameras else None, gallery.camids if has_cameras else None,
+                                     None if has_cameras else _query_in_gallery(query, gallery), metric=metric)
+    if not len(pos) or not len(neg):
+        raise ValueError(f"--verification: the split has {len(pos)} same-id and {len(neg)} different-id pairs; "
+                         "both are needed")
+    name = "squared euclidean" if metric == "euclidean" else metric
+    report = verification_report(pos, neg, fars=sorted(set(DEFAULT_FARS) | {far}, reverse=True), chosen_far=far,
+                                 metric=name, num_negative_total=total)
+    report.save_json(out_dir / "verification.json")
+    png = plot_verification(pos, neg, report.roc["far"], report.roc["tar"], report.threshold,
+                            out_dir / "verification.png", metric=f"{name} distance", chosen_far=far)
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+    try:
+        writer.add_histogram("verification/same_id_distance", pos, 0)
+        writer.add_histogram("verification/different_id_distance", neg, 0)
+        for key, entry in report.tar_at_far.items():
+            writer.add_scalar(f"verification/TAR@FAR={key}", entry["tar"], 0)
+            if np.isfinite(entry["threshold"]):
+                writer.add_scalar(f"verification/threshold@FAR={key}", entry["threshold"], 0)
+        import cv2
+
+        writer.add_image("verification/histograms_roc", cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB), 0,
+                         dataformats="HWC")
+    finally:
+        writer.close()
+    return report
