@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from reid.losses import build_loss
 from reid.models import HighOrderPCA, HordeHead, build_model, horde_moments
 
 
@@ -85,14 +86,21 @@ def test_trainable_projections_get_gradients():
 
 def test_head_outputs_normalised_per_order_embeddings():
     g = torch.Generator().manual_seed(2)
-    head = HordeHead(6, orders=4, projection_dim=5, embedding_dim=3).double()
     fmap = torch.randn(3, 6, 2, 3, generator=g, dtype=torch.float64)
-    out = head(fmap)
-    moments = naive_moments(fmap, [p.detach() for p in head.projections])
-    assert len(out) == 3 and len(head.embeddings) == 3
-    for k, (emb, moment) in enumerate(zip(out, moments)):
-        torch.testing.assert_close(emb, F.normalize(moment @ head.embeddings[k].weight.T, dim=1))
-        assert head.embeddings[k].bias is None
+    for neck in (True, False):
+        torch.manual_seed(0)
+        head = HordeHead(6, orders=4, projection_dim=5, embedding_dim=3, neck=neck).double()
+        out = head(fmap)
+        moments = naive_moments(fmap, [p.detach() for p in head.projections])
+        assert len(out) == 3 and len(head.embeddings) == 3
+        for k, (emb, moment) in enumerate(zip(out, moments)):
+            z = moment @ head.embeddings[k].weight.T
+            if neck:  # affine-free BN over the batch (training mode: batch mean, biased variance, eps 1e-5)
+                z = (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+            torch.testing.assert_close(emb, F.normalize(z, dim=1))
+            assert head.embeddings[k].bias is None
+        if neck:
+            assert all(not list(n.parameters()) for n in head.necks)  # affine-free: nothing learnable
 
 
 def test_defaults_follow_the_paper():
@@ -136,3 +144,43 @@ def test_high_order_pca_errors():
     pca = HighOrderPCA(2).fit(torch.randn(8, 6))
     with pytest.raises(ValueError, match=r"expected \(N, 6\) features, got \(3, 5\)"):
         pca.transform(torch.randn(3, 5))
+
+
+def _train_fixed_batch(neck: bool, steps: int = 20):
+    """A few SGD steps on one fixed batch (4 ids x 4 images) of feature maps with a strong common positive component,
+    as ReLU features of an untrained network have: soft-margin batch-hard triplet on order 1 + HORDE on orders 2-3.
+    Returns the mean cosine between different identities of each high-order embedding after training."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(4).repeat_interleave(4)
+    x = (torch.rand(1, 8, 3, 3, generator=g) + 1.0 + 0.2 * torch.randn(4, 8, 3, 3, generator=g)[labels]
+         + 0.05 * torch.randn(16, 8, 3, 3, generator=g))
+    body = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 1), torch.nn.ReLU())  # a tiny trainable "backbone"
+    head = HordeHead(8, orders=3, projection_dim=32, embedding_dim=8, neck=neck)
+    triplet = build_loss("triplet", margin="soft")
+    horde = build_loss("horde", base="triplet", base_params={"margin": "soft"})
+    optimizer = torch.optim.SGD([*body.parameters(), *head.parameters()], lr=0.05, momentum=0.9)
+    for _ in range(steps):
+        fmap = body(x)
+        loss = triplet(F.normalize(fmap.mean((2, 3)), dim=1), labels) + horde(head(fmap), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    different = labels[:, None] != labels[None]
+    with torch.no_grad():
+        return [float((e @ e.T)[different].mean()) for e in head(body(x))]
+
+
+def test_necked_high_order_embeddings_do_not_collapse_and_unnecked_ones_do():
+    necked = _train_fixed_batch(neck=True)
+    assert len(necked) == 2 and max(necked) < 0.5, necked  # identities stay apart in every order
+    # counter-check: the same training without the neck (the previous behaviour) leaves an order collapsed
+    plain = _train_fixed_batch(neck=False)
+    assert max(plain) > 0.95, plain
+
+
+def test_neck_option_from_config():
+    assert HordeHead(4, 3, 8, 4).necks[0].__class__ is torch.nn.BatchNorm1d
+    assert isinstance(HordeHead.from_config(4, {"orders": 3, "neck": False}).necks[0], torch.nn.Identity)
+    with pytest.raises(ValueError, match="model.horde.neck"):
+        HordeHead(4, 3, 8, 4, neck="yes")
