@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,50 @@ def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path):
     path = export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
     diff, batches = verify_onnx(tiny_checkpoint, path, batch_sizes=(1, 4))
     assert diff < 1e-4 and list(batches) == [1, 4]
+
+
+def _odd_sized_images(tiny_market):
+    images = [read_image(str(p)) for p in _images(tiny_market, 3)]
+    # sizes unlike the 64x32 input, so the resize in the metadata is exercised in both directions
+    return images + [np.ascontiguousarray(np.repeat(images[0], 3, axis=0)[:, :50]), images[1][5:30:2, ::3].copy()]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+def test_onnx_metadata_preprocessing_reproduces_the_pytorch_pipeline(tiny_checkpoint, tiny_market, tmp_path):
+    import onnxruntime as ort
+
+    from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from reid.export import export_onnx, preprocess, read_preprocessing
+
+    path = export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
+    spec = read_preprocessing(path)  # everything below uses the .onnx file alone
+    assert (spec["height"], spec["width"], spec["layout"], spec["color"]) == (64, 32, "NCHW", "RGB")
+    assert spec["mean"] == pytest.approx(IMAGENET_MEAN) and spec["std"] == pytest.approx(IMAGENET_STD)
+    images = _odd_sized_images(tiny_market)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {spec["input"]: preprocess(images, spec)})[0]
+    expected = reid.FeatureExtractor(tiny_checkpoint, device="cpu").extract(images).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    wrong = dict(spec, mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])  # the check can fail: skipping mean/std shows
+    assert np.abs(session.run(None, {"images": preprocess(images, wrong)})[0] - expected).max() > 1e-2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+def test_export_tool_prints_a_snippet_that_runs_the_model(tiny_checkpoint, tiny_market, tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import export as export_tool
+
+    out = tmp_path / "m.onnx"
+    assert export_tool.main(["--checkpoint", str(tiny_checkpoint), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "parity with PyTorch" in printed and "reid.preprocessing" in printed
+    snippet = printed[printed.index("run it:\n") + len("run it:\n"):].split("  or, with reid installed")[0]
+    image_path = _images(tiny_market, 1)[0]
+    namespace: dict = {}
+    exec(textwrap.dedent(snippet).replace("person.jpg", str(image_path)), namespace)
+    expected = reid.FeatureExtractor(tiny_checkpoint, device="cpu").extract([image_path]).numpy()
+    np.testing.assert_allclose(namespace["embedding"], expected, atol=1e-4)
+    assert export_tool.main(["--checkpoint", str(tmp_path / "none.pth")]) == 2
+    assert "none.pth" in capsys.readouterr().err
