@@ -103,8 +103,9 @@ class FaissIndex:
         if kind == "flat":
             self.index = faiss.IndexFlatL2(dim)
         else:
-            # ~4 sqrt(N) lists, each with enough training points (faiss warns below 39 per centroid)
-            self.nlist = int(nlist or min(max(1, int(4 * math.sqrt(n))), max(1, n // 39)))
+            # ~sqrt(N) lists: k-means training costs (points x lists x dim), so 1M x 2048-d trains in minutes on
+            # 2 cores; each list keeps enough training points (faiss warns below 39 per centroid)
+            self.nlist = int(nlist or min(max(1, int(math.sqrt(n))), max(1, n // 39)))
             quantizer = faiss.IndexFlatL2(dim)
             if fp16:
                 self.index = faiss.IndexIVFScalarQuantizer(quantizer, dim, self.nlist, faiss.ScalarQuantizer.QT_fp16,
@@ -113,7 +114,7 @@ class FaissIndex:
                 self.index = faiss.IndexIVFFlat(quantizer, dim, self.nlist, faiss.METRIC_L2)
             self._quantizer = quantizer  # faiss does not own it from Python: keep it alive
             rng = np.random.default_rng(seed)
-            sample = np.sort(rng.choice(n, size=min(n, 64 * self.nlist), replace=False))
+            sample = np.sort(rng.choice(n, size=min(n, 50 * self.nlist), replace=False))
             self.index.train(np.ascontiguousarray(g[sample], dtype=np.float32))
             self.index.nprobe = int(min(nprobe, self.nlist))
         for s in range(0, n, add_chunk):  # float32 copies one chunk at a time (fp16 galleries stay fp16)
