@@ -14,15 +14,16 @@ def batch(p=3, k=3, d=5, seed=0):
     return x.requires_grad_(True), torch.arange(p).repeat_interleave(k)
 
 
-def hraml_naive(x, targets, attributes=False, reduction="mean"):
+def hraml_naive(x, targets, attributes=False, reduction="mean", scale="range"):
     """1/4 sum_{i<j} (||u_i - u_j||^2 - g_ij)^2 with u = x / ||x||, g = ||y_i - y_j||_1 of one-hot labels or
-    4/d x the L1 distance of attribute vectors."""
+    the L1 distance of attribute vectors (times 4/d for scale="range")."""
     u = [x[i] / torch.sqrt((x[i] ** 2).sum()) for i in range(len(x))]
     total, count = 0, 0
     for i in range(len(u)):
         for j in range(i + 1, len(u)):
             if attributes:
-                g = sum(abs(targets[i, t] - targets[j, t]) for t in range(targets.shape[1])) * 4 / targets.shape[1]
+                g = sum(abs(targets[i, t] - targets[j, t]) for t in range(targets.shape[1]))
+                g = g * 4 / targets.shape[1] if scale == "range" else g
             else:
                 g = 0.0 if targets[i] == targets[j] else 2.0  # ||onehot_i - onehot_j||_1
             total = total + 0.25 * (((u[i] - u[j]) ** 2).sum() - g) ** 2
@@ -46,11 +47,28 @@ def test_hraml_attribute_vectors_match_naive():
     x, _ = batch(seed=1)
     g = torch.Generator().manual_seed(3)
     binary = (torch.rand(len(x), 6, generator=g) > 0.5).double()
-    grads_match(hraml_loss(x, binary), hraml_naive(x, binary, attributes=True), x)
-    soft = torch.rand(len(x), 4, generator=g, dtype=torch.float64)  # fractional attributes in [0, 1]
-    grads_match(hraml_loss(x, soft), hraml_naive(x, soft, attributes=True), x)
+    for scale in ("range", "none"):
+        grads_match(hraml_loss(x, binary, target_scale=scale), hraml_naive(x, binary, attributes=True, scale=scale), x)
+        soft = torch.rand(len(x), 4, generator=g, dtype=torch.float64)  # fractional attributes in [0, 1]
+        grads_match(hraml_loss(x, soft, target_scale=scale), hraml_naive(x, soft, attributes=True, scale=scale), x)
+        grads_match(build_loss("hraml", target_scale=scale)(x, soft), hraml_naive(x, soft, True, scale=scale), x)
     as_int = binary.long()  # integer attribute matrices are vectors, not labels
     assert hraml_loss(x, as_int).item() == pytest.approx(hraml_loss(x, binary).item())
+
+
+def test_hraml_target_scaling_is_explicit():
+    """Paper: g = ||y_i - y_j||_1 as is. A float one-hot target of C != 4 classes keeps g = 2 for different ids
+    (it used to become 8 / C silently); only target_scale="range" rescales by 4 / d."""
+    x, y = batch(p=3, k=2, seed=4)
+    onehot = torch.eye(6, dtype=torch.float64)[y]  # C = 6
+    assert hraml_loss(x, onehot).item() == pytest.approx(hraml_loss(x, y).item(), rel=1e-12)
+    assert build_loss("hraml")(x, onehot).item() == pytest.approx(hraml_naive(x, y).item(), rel=1e-12)
+    ranged = hraml_loss(x, onehot, target_scale="range")
+    assert ranged.item() == pytest.approx(hraml_naive(x, onehot, attributes=True, scale="range").item(), rel=1e-12)
+    assert ranged.item() != pytest.approx(hraml_loss(x, y).item(), rel=1e-3)  # 8/6 instead of 2
+    assert hraml_loss(x, y, target_scale="range").item() == pytest.approx(hraml_loss(x, y).item())  # labels: as is
+    with pytest.raises(ValueError, match="target_scale must be 'none'"):
+        build_loss("hraml", target_scale="auto")
 
 
 def test_hraml_zero_when_distances_match_targets():
@@ -60,7 +78,10 @@ def test_hraml_zero_when_distances_match_targets():
     # attributes: opposite unit vectors for complementary binary codes (g = 4), equal codes coincide (g = 0)
     attrs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     emb = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [2.0, 0.0]])
-    assert hraml_loss(emb, attrs).item() == pytest.approx(0.0, abs=1e-12)
+    assert hraml_loss(emb, attrs, target_scale="range").item() == pytest.approx(0.0, abs=1e-12)
+    # unscaled (the paper): complementary 2-attribute codes are at L1 distance 2, i.e. orthogonal directions
+    orth = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]])
+    assert hraml_loss(orth, attrs).item() == pytest.approx(0.0, abs=1e-12)
     assert hraml_loss(emb, torch.tensor([0, 1, 1])).item() > 0.1
 
 
@@ -79,7 +100,7 @@ def test_hraml_gradcheck_stability_and_errors():
     with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
         build_loss("hraml", reduction="max")
     with pytest.raises(ValueError, match=r"attribute vectors must lie in \[0, 1\]"):
-        hraml_loss(x, torch.full((6, 2), 2.0))
+        hraml_loss(x, torch.full((6, 2), 2.0), target_scale="range")
     with pytest.raises(ValueError, match="integer labels"):
         hraml_loss(x, torch.zeros(6))
     with pytest.raises(ValueError, match="5 targets for 6 embeddings"):
