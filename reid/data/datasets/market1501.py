@@ -38,11 +38,16 @@ def parse_name(path: Path, strict: bool = True) -> Optional[Tuple[int, int]]:
     """(pid, camera index from 0) of a Market-style file name; None (or DatasetError when strict) otherwise."""
     name = path.name[:-4] if path.name.endswith(".jpg.jpg") else path.name
     match = NAME_PATTERN.match(name)
+    problem = None
     if match is None:
+        problem = (f"file name does not follow the Market-1501 pattern {NAME_PATTERN.pattern} "
+                   "(e.g. 0001_c1s1_001051_00.jpg)")
+    elif match.group(2) == "0":  # cameras are numbered from c1; c0 would become camera -1 and match nothing
+        problem = "camera c0 in the file name; Market-1501 cameras are numbered from c1"
+    if problem is not None:
         if strict:
-            raise DatasetError(f"{path}: file name does not follow the Market-1501 pattern "
-                               f"{NAME_PATTERN.pattern} (e.g. 0001_c1s1_001051_00.jpg)")
-        warnings.warn(f"skipping {path}: not a Market-1501 file name")
+            raise DatasetError(f"{path}: {problem}")
+        warnings.warn(f"skipping {path}: {problem}")
         return None
     return int(match.group(1)), int(match.group(2)) - 1
 
