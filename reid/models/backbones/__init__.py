@@ -15,14 +15,19 @@ BACKBONES = Registry("backbone")
 
 
 def build_backbone(name: str, pretrained: str = "none", **kwargs: Any) -> torch.nn.Module:
-    """Build backbone `name` (see `BACKBONES.names()`); `pretrained` is 'none', 'imagenet' or a state-dict path."""
+    """Build backbone `name` (see `BACKBONES.names()`, or `timm/<model>` with timm installed); `pretrained` is
+    'none', 'imagenet' or a state-dict path."""
     from ..weights import load_pretrained
 
     if "last_stride" in kwargs and kwargs["last_stride"] not in (1, 2):
         raise ValueError(f"backbone '{name}': last_stride must be 1 or 2, got {kwargs['last_stride']!r}")
+    if name.startswith(timm_backbone.PREFIX):
+        # timm loads its own weights (and maps its own keys): 'imagenet' or a file path go to timm
+        timm_backbone.register_timm_backbone(name)
+        return BACKBONES.build(name, pretrained=pretrained, **kwargs)
     model = BACKBONES.build(name, **kwargs)
     load_pretrained(model, name, pretrained)
     return model
 
 
-from . import bn_inception, inception, nin, resnet, small  # noqa: E402,F401  (registration)
+from . import bn_inception, inception, nin, resnet, small, timm_backbone  # noqa: E402,F401  (registration)

@@ -1,0 +1,94 @@
+"""Backbones from timm (`model.backbone: timm/<name>`, e.g. timm/resnet50, timm/convnext_tiny), when timm is
+installed (`pip install "reid[timm]"`).
+
+The same contract as the built-in backbones: `forward(x)` returns the last feature map (B, C, h, w) and
+`out_channels` is C. timm builds the network with `features_only=True`, so the classifier is dropped and the
+parameter names are timm's own. `last_stride=1` asks timm for an output stride of 16 (the last stage dilated
+instead of strided: the same doubled map as our ResNets, with the same weights); models that cannot do that
+(e.g. ViTs) need `model.last_stride: 2`. Names are registered in BACKBONES on first use, since timm knows
+hundreds of models and importing it just to list them would slow every start.
+
+Pretrained weights are timm's: `model.pretrained: imagenet` loads the model's default timm weights (the
+Hugging Face cache, or a download), a file path loads that file through timm's own key mapping.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from pathlib import Path
+from typing import Any, List, Optional
+
+import torch
+
+from . import BACKBONES
+
+PREFIX = "timm/"
+
+
+def timm_available() -> bool:
+    return importlib.util.find_spec("timm") is not None
+
+
+def _timm() -> Any:
+    if not timm_available():
+        raise ValueError("model.backbone 'timm/...' needs timm, which is not installed: pip install \"reid[timm]\" "
+                         "(or pip install timm)")
+    import timm
+
+    return timm
+
+
+class TimmBackbone(torch.nn.Module):
+    """A timm model's last feature map (B, C, h, w)."""
+
+    def __init__(self, model_name: str, last_stride: int = 1, pretrained: Optional[str] = None) -> None:
+        super().__init__()
+        timm = _timm()
+        if last_stride not in (1, 2):
+            raise ValueError(f"timm/{model_name}: last_stride must be 1 or 2, got {last_stride!r}")
+        kwargs: dict = {"features_only": True, "out_indices": (-1,)}
+        if last_stride == 1:
+            kwargs["output_stride"] = 16
+        if pretrained not in (None, "none"):
+            kwargs["pretrained"] = True
+            if pretrained != "imagenet":
+                path = Path(str(pretrained)).expanduser()
+                if not path.is_file():
+                    raise ValueError(f"model.pretrained: file {path} not found (expected 'none', 'imagenet' or the "
+                                     "path of a timm state dict)")
+                kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        try:
+            self.body = timm.create_model(model_name, **kwargs)
+        except (RuntimeError, ValueError, TypeError, AssertionError, KeyError, OSError) as exc:
+            hint = (" with last_stride=1 (output stride 16); set model.last_stride: 2" if last_stride == 1 else "")
+            raise ValueError(f"model.backbone 'timm/{model_name}': timm cannot build it as a feature-map "
+                             f"backbone{hint} ({type(exc).__name__}: {exc})") from None
+        self.out_channels = int(self.body.feature_info.channels()[-1])
+        # some timm feature extractors (e.g. Swin) return channels-last maps; the contract is (B, C, h, w)
+        self.channels_last_output = getattr(self.body, "output_fmt", "NCHW") == "NHWC"
+        self.model_name = model_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fmap = self.body(x)[-1]
+        return fmap.permute(0, 3, 1, 2) if self.channels_last_output else fmap
+
+
+def register_timm_backbone(name: str) -> str:
+    """Register `timm/<model>` in BACKBONES (once); unknown models are an error naming the closest timm name."""
+    if name in BACKBONES:
+        return name
+    model_name = name[len(PREFIX):]
+    timm = _timm()
+    if not model_name or not timm.is_model(model_name):
+        known: List[str] = timm.list_models()
+        close = difflib.get_close_matches(model_name, known, n=1)
+        hint = f"; did you mean 'timm/{close[0]}'?" if close else " (timm.list_models() lists them)"
+        raise ValueError(f"model.backbone '{name}': timm {timm.__version__} has no model '{model_name}'{hint}")
+
+    def build(last_stride: int = 1, pretrained: Optional[str] = None) -> TimmBackbone:
+        return TimmBackbone(model_name, last_stride, pretrained)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"timm's {model_name} (last feature map)."
+    BACKBONES.register(name)(build)
+    return name
