@@ -86,7 +86,7 @@ def test_errors_name_the_term_key_and_parameter():
         CombinedLoss([{"name": "triplet"}, {"weight": 1.0}])
     with pytest.raises(KeyError, match="Did you mean 'triplet'"):
         CombinedLoss([{"name": "tripplet"}])
-    with pytest.raises(ValueError, match=r"loss.terms\[0\] \(triplet\): unknown parameter\(s\) margn; valid: margin"):
+    with pytest.raises(ValueError, match=r"loss.terms\[0\] \(triplet\): unknown parameter\(s\) margn; valid: distance, margin"):
         CombinedLoss([{"name": "triplet", "margn": 0.3}])
     with pytest.raises(ValueError, match=r"loss.terms\[0\] \(triplet\): triplet: mining must be"):
         CombinedLoss([{"name": "triplet", "mining": "hardest"}])
