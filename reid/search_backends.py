@@ -12,7 +12,7 @@ faiss is imported only when a faiss backend is asked for: `pip install reid[fais
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ BACKENDS = ("exact", "faiss", "faiss-ivf")
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 
-def import_faiss():
+def import_faiss() -> Any:
     """The faiss module, or one clear error saying which extra installs it."""
     try:
         import faiss

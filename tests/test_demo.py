@@ -347,3 +347,11 @@ def test_demo_with_faiss_backend_matches_exact(tiny_checkpoint, gallery, tmp_pat
     flat = run_demo(str(tiny_checkpoint), str(gallery), [str(query)], str(tmp_path / "b"), topk=8, device="cpu",
                     backend="faiss")
     assert [p for p, _ in exact[str(query)]] == [p for p, _ in flat[str(query)]]
+
+
+def test_progress_never_floods_redirected_output(tiny_checkpoint, gallery, tmp_path, capfd):
+    """Progress enabled, stderr not a terminal: no bar refreshes (carriage returns) land in the log."""
+    run_demo(str(tiny_checkpoint), str(gallery), [str(_query(gallery))], str(tmp_path / "out"), device="cpu",
+             progress=True)
+    captured = capfd.readouterr()
+    assert "\r" not in captured.err and "\r" not in captured.out

@@ -172,3 +172,25 @@ def test_tools_test_verification_writes_report_png_and_tensorboard(tiny_checkpoi
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert cli.test_main(base + ["--verification", "2"]) == 2
     assert "--verification" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["opencv", "matplotlib"])
+def test_verification_plot_is_drawn_with_or_without_matplotlib(backend, monkeypatch, tmp_path):
+    import sys
+
+    import cv2
+
+    from reid.visualize import plot_verification
+
+    if backend == "opencv":
+        monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    else:
+        pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 0.2, 2000), rng.normal(2, 0.3, 20000)
+    report = verification_report(pos, neg)
+    path = plot_verification(pos, neg, report.roc["far"], report.roc["tar"], report.threshold,
+                             tmp_path / "v.png", chosen_far=1e-3)
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[1] > image.shape[0] and image.std() > 5
+    assert not list(tmp_path.glob(".*tmp*"))  # written atomically, no temp file left

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
@@ -12,6 +12,9 @@ import torch
 from .builders import build_dataset_from_config, build_model_from_config, resolve_device
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups, ranked_gallery
+
+if TYPE_CHECKING:
+    from ..evaluation.verification import VerificationReport
 
 
 @dataclass
@@ -172,7 +175,8 @@ def write_ranklists(query: FeatureSet, gallery: FeatureSet, folder: Path, count:
 
 
 def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, far: float, metric: str = "euclidean",
-                       has_cameras: bool = True, query_features: Optional[torch.Tensor] = None):
+                       has_cameras: bool = True,
+                       query_features: Optional[torch.Tensor] = None) -> "VerificationReport":
     """verification.json, verification.png (distance histograms + ROC) and TensorBoard entries in `out_dir`.
 
     Pairs are (query, gallery) pairs as the ranking protocol counts them; the threshold is for FAR `far`.
