@@ -13,8 +13,24 @@ setup(
     "HORDE and HRAML in one system, with exact and scalable evaluation.",
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="MIT",
+    license_files=["LICENSE"],
+    author="reid contributors",
+    keywords=["person re-identification", "metric learning", "deep learning", "pytorch"],
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Science/Research",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
     python_requires=">=3.10",
-    packages=find_packages(include=["reid", "reid.*"]),
+    # The checkout's configs/ ships inside the package as reid/configs (one copy in the repository, so
+    # `tools/train.py --config configs/...` and `reid-train --config sn/market1501` read the same files).
+    packages=find_packages(include=["reid", "reid.*"]) + ["reid.configs"],
+    package_dir={"reid.configs": "configs"},
+    package_data={"reid.configs": ["*.yaml", "**/*.yaml"]},
     install_requires=[
         # Never pin torch==2.13.0: it resolves to a local CPU wheel no torchvision imports with.
         "torch>=2.4",
@@ -30,7 +46,11 @@ setup(
         "pyyaml",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout"],
+        # onnx* so the README's test command runs the ONNX export parity test; timm for its backbone tests;
+        # setuptools to build the wheel the packaging test installs
+        "test": ["pytest>=7", "pytest-timeout", "onnx", "onnxruntime", "onnxscript", "timm>=0.9",
+                 "setuptools>=70.1"],
+        "timm": ["timm>=0.9"],
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         "bench": ["scikit-learn", "psutil"],
         "faiss": ["faiss-cpu"],  # optional search backend (reid.search_backends)
