@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import sys
@@ -22,24 +21,20 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from .demo_cache import FEATURES, MANIFEST, FeatureCache
+from .demo_cache import FeatureCache
+from .demo_output import DemoError, OutputFolder, check_output, inside
 from .inference import FeatureExtractor, list_images, search
 
 NAME_PATTERN = re.compile(r"^(-1|\d{4})_c(\d+)")  # Market-1501 style names carry person and camera ids
-MARKER = ".reid-demo.json"
 UNKNOWN_ID = -3  # an unparsable gallery name: neither junk (-1) nor anyone's id
 METRICS = {False: "squared euclidean", True: "k-reciprocal re-ranked"}
 METRIC_TEXT = {False: "squared Euclidean distance of L2-normalised features (0 = identical, 4 = opposite)",
                True: "k-reciprocal re-ranked distance (Zhong et al. 2017)"}
-
-
-class DemoError(ValueError):
-    """Bad demo input: missing gallery, unreadable query, unwritable or foreign output, missing checkpoint."""
 
 
 @dataclass
@@ -107,90 +102,6 @@ def parse_ids(path: str) -> Optional[Tuple[int, int]]:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
-
-
-def _check_output(out: Path, gallery: Path, force: bool) -> Set[str]:
-    """Refuse an output folder the demo must not write into; returns the names of the demo's files already there."""
-    resolved = out.resolve()
-    if _inside(resolved, gallery.resolve()):
-        raise DemoError(f"--out {out} is inside the gallery folder {gallery}: the demo's rank-list images would be "
-                        "indexed as gallery images on the next run; choose an output folder outside the gallery")
-    if resolved.exists():
-        if not resolved.is_dir():
-            raise DemoError(f"output folder {out} is not writable: it is a file")
-        present = {p.name for p in resolved.iterdir()}
-        own: Set[str] = set()
-        if MARKER in present:
-            try:
-                own = set(json.loads((resolved / MARKER).read_text(encoding="utf-8"))["files"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise DemoError(f"output folder {out}: unreadable demo marker {MARKER} ({exc}); "
-                                "pass --force to write into it anyway") from None
-        foreign = sorted(present - own - {MARKER})
-        if foreign and not force:
-            why = ("holds files the demo did not write" if MARKER in present
-                   else f"is not empty and was not made by the demo (no {MARKER} marker)")
-            raise DemoError(f"output folder {out} {why}: {', '.join(foreign[:5])}"
-                            f"{' ...' if len(foreign) > 5 else ''}; choose a new or empty folder, or pass --force "
-                            "to write into it (index.html, ranklist_*.png and gallery_cache.* are overwritten)")
-        target = resolved
-    else:
-        own = set()
-        target = resolved.parent
-        while not target.exists():
-            target = target.parent
-        if not target.is_dir():
-            raise DemoError(f"output folder {out} is not writable: {target} is a file")
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise DemoError(f"output folder {out} is not writable (no write permission on {target})")
-    return own
-
-
-class _Output:
-    """The output folder: remembers what this run wrote (the marker lists it) and can undo a failed start."""
-
-    def __init__(self, out: Path, own: Set[str]) -> None:
-        self.dir, self.own = out, set(own)
-        self.created = [p for p in [out, *out.parents] if not p.exists()]
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DemoError(f"output folder {out} is not writable: {exc}") from None
-        self.previous = set(own)
-        self.written: Set[str] = set()
-        self.add(MANIFEST, FEATURES)
-
-    def add(self, *names: str) -> None:
-        self.own.update(names)
-        self.written.update(names)
-        tmp = self.dir / f".{MARKER}.tmp{os.getpid()}"
-        tmp.write_text(json.dumps({"tool": "reid-demo", "files": sorted(self.own)}, indent=1), encoding="utf-8")
-        os.replace(tmp, self.dir / MARKER)
-
-    def drop_stale_ranklists(self) -> None:
-        """Rank lists of an earlier run's other queries: ours, and no longer on the page."""
-        stale = {n for n in self.previous - self.written if n.startswith("ranklist_")}
-        for name in stale:
-            (self.dir / name).unlink(missing_ok=True)
-        if stale:
-            self.own -= stale
-            self.add()
-
-    def discard(self) -> None:
-        """Undo a start that failed before any result: this run's files, then the folders it made."""
-        if not self.created:
-            return
-        for name in self.written | {MARKER}:
-            (self.dir / name).unlink(missing_ok=True)
-        for folder in self.created:
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-
-
 def _safe_name(stem: str, limit: int = 60) -> str:
     # file-system friendly and short: a 250-character query name must not exceed the 255-byte name limit
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:limit] or "query"
@@ -213,6 +124,21 @@ def _threshold(value: Optional[str], rerank: bool) -> Optional[float]:
         raise DemoError(f"--threshold {value} was chosen for {metric} distances, but this search gives "
                         f"{METRICS[rerank]} distances ({'drop' if rerank else 'add'} --rerank to match)")
     return threshold
+
+
+def _check_backend(backend: str, rerank: bool) -> None:
+    # before the output folder exists: a search that cannot run must not leave a half-made folder behind
+    from .search_backends import BACKENDS, import_faiss
+
+    if backend not in BACKENDS:
+        raise DemoError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != "exact":
+        if rerank:
+            raise DemoError(f"--rerank needs every query-gallery distance: use --backend exact, not {backend}")
+        try:
+            import_faiss()
+        except ImportError as exc:
+            raise DemoError(f"--backend {backend}: {exc}") from None
 
 
 def _roles(queries: Sequence[str], gallery_paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], bool]:
@@ -265,8 +191,9 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
         except ImageReadError as exc:
             raise DemoError(f"query {q} is not a readable image: {exc}") from None
     limit = _threshold(threshold, rerank)
-    own = _check_output(out_dir, gallery_dir, force)
-    files = [f for f in list_images(gallery_dir) if not _inside(f.resolve(), out_dir.resolve())]
+    _check_backend(backend, rerank)
+    own = check_output(out_dir, gallery_dir, force)
+    files = [f for f in list_images(gallery_dir) if not inside(f.resolve(), out_dir.resolve())]
     if not files:
         raise DemoError(f"gallery folder {gallery_dir} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
     try:
@@ -274,7 +201,7 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
     except (ValueError, RuntimeError, OSError, KeyError) as exc:
         raise DemoError(f"cannot load checkpoint {ckpt}: {exc}") from None
 
-    output = _Output(out_dir, own)  # every check passed: only now is the folder made
+    output = OutputFolder(out_dir, own)  # every check passed: only now is the folder made
     started = time.perf_counter()
     try:
         index = index_gallery(extractor, files, out_dir, checkpoint_key(ckpt, flip),

@@ -355,3 +355,21 @@ def test_progress_never_floods_redirected_output(tiny_checkpoint, gallery, tmp_p
              progress=True)
     captured = capfd.readouterr()
     assert "\r" not in captured.err and "\r" not in captured.out
+
+
+@pytest.mark.parametrize("case", ["faiss_missing", "rerank_with_faiss"])
+def test_backend_problems_are_refused_before_anything_is_written(case, tiny_checkpoint, gallery, tmp_path,
+                                                                  monkeypatch, capsys):
+    import sys
+
+    args = ["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery), "--query", str(_query(gallery)),
+            "--out", str(tmp_path / "out"), "--device", "cpu", "--backend", "faiss"]
+    if case == "faiss_missing":
+        monkeypatch.setitem(sys.modules, "faiss", None)
+        expected = "reid[faiss]"
+    else:
+        args.append("--rerank")
+        expected = "--backend exact"
+    assert demo_main(args) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
