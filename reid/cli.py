@@ -34,17 +34,6 @@ def _user_errors() -> tuple:
     return _USER_ERRORS
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a negative --topk would silently drop results, 0 show none)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _fail(message: str, code: int = 2) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code

@@ -134,6 +134,44 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "test.protocol": ("market", "single-shot"),
 }
 
+# Numeric keys with a valid range (low, high; None = unbounded): a value outside is refused when the config is
+# read, naming key and value, instead of failing deep inside the sampler or optimiser.
+RANGES: Dict[str, Tuple[Optional[float], Optional[float]]] = {
+    "data.p": (1, None),
+    "data.k": (1, None),
+    "data.num_workers": (0, None),
+    "data.test_batch_size": (1, None),
+    "optim.lr": (0, None),
+    "optim.weight_decay": (0, None),
+    "optim.loss_lr": (0, None),
+    "optim.loss_weight_decay": (0, None),
+}
+
+
+def _check_range(key: str, value: Any) -> None:
+    if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high = RANGES[key]
+    if value != value or (low is not None and value < low) or (high is not None and value > high):
+        expected = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+        raise ConfigError(f"config key '{key}': expected a number {expected}, got {value!r}")
+
+
+def check_transforms(config: Mapping[str, Any]) -> None:
+    """Refuse unknown `transforms.*` keys when the config is read (a free-form section: keys are those of
+    reid.data.transforms.DEFAULTS, imported only when the section is used, as it pulls in albumentations)."""
+    given = config.get("transforms") or {}
+    if not given:
+        return
+    from .data.transforms import DEFAULTS as TRANSFORM_KEYS
+
+    for name in given:
+        if name not in TRANSFORM_KEYS:
+            close = difflib.get_close_matches(str(name), list(TRANSFORM_KEYS), n=1, cutoff=0.5)
+            hint = f"; did you mean 'transforms.{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key 'transforms.{name}'{hint} (valid: {', '.join(TRANSFORM_KEYS)})")
+
+
 # Keys that may change between a run and its resume without invalidating the saved state.
 RESUME_SAFE_PREFIXES = (
     "output_dir",
@@ -237,6 +275,7 @@ def merge(base: Dict[str, Any], update: Mapping[str, Any], source: str = "config
         else:
             default = _lookup(DEFAULTS, key)
             result[name] = _check_value(key, value, default)
+            _check_range(key, result[name])
     return result
 
 
@@ -350,6 +389,7 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = (),
                 break
         else:
             config = merge(config, _nest(key, value), f"override '{text}'")
+    check_transforms(config)
     return config
 
 

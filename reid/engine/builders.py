@@ -7,39 +7,82 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 
+from ..config import ConfigError
+
 
 class MissingDatasetError(FileNotFoundError):
     """The configured dataset is not on disk; the message points to datasets/README.md."""
 
 
+def _message(exc: BaseException) -> str:
+    """An exception's text without the quotes str() puts around a KeyError's message."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
 def build_dataset_from_config(cfg: Mapping[str, Any], **extra: Any):
-    from ..data.datasets import build_dataset
+    """The configured dataset; `extra` (test.dataset_kwargs and tool options) is merged over data.kwargs.
+
+    Names and options are checked before anything is read: an unknown dataset, an unknown option or a value the
+    adapter rejects is a ConfigError naming the config key, so the CLI prints one line instead of a traceback."""
+    from ..data.datasets import DatasetError, build_dataset, dataset_options
 
     data = cfg["data"]
     kwargs = dict(data["kwargs"] or {})
     kwargs.update(extra)
+    name = data["dataset"]
     try:
-        return build_dataset(data["dataset"], data["root"], **kwargs)
+        valid = dataset_options(name)
+    except KeyError as exc:
+        raise ConfigError(f"data.dataset: {_message(exc)}") from None
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        keys = ", ".join(f"data.kwargs.{k}" if k in (data["kwargs"] or {}) else f"test.dataset_kwargs.{k}"
+                         for k in unknown)
+        raise ConfigError(f"unknown option(s) {keys} for dataset '{name}'; valid: {', '.join(valid) or 'none'}")
+    try:
+        return build_dataset(name, data["root"], **kwargs)
     except FileNotFoundError as exc:
         raise MissingDatasetError(
-            f"dataset '{data['dataset']}' not found under '{data['root']}': {exc}. "
+            f"dataset '{name}' not found under '{data['root']}': {exc}. "
             "See datasets/README.md for where each dataset goes."
         ) from None
+    except DatasetError:
+        raise
+    except (TypeError, ValueError) as exc:  # a value of the wrong kind for one of the options
+        raise ConfigError(f"dataset '{name}' with options {kwargs}: {exc}") from None
 
 
 def train_samples(dataset) -> List[Any]:
-    return [s for s in dataset.train if s.pid >= 0]
+    """The training samples (junk removed); a DatasetError when there are none, since training cannot start."""
+    from ..data.datasets import DatasetError
+
+    samples = [s for s in dataset.train if s.pid >= 0]
+    if not samples:
+        root = getattr(dataset, "root", None)
+        raise DatasetError(f"dataset '{dataset.name}'{f' under {root}' if root else ''} has no training images "
+                           "(its train split is empty); add images or check data.root")
+    return samples
 
 
 def build_model_from_config(cfg: Mapping[str, Any], num_classes: Optional[int]) -> torch.nn.Module:
     from ..models import build_model
+
+    from ..models.backbones import BACKBONES
 
     model_cfg = copy.deepcopy(dict(cfg["model"]))
     if model_cfg.get("classifier") is not None:
         if num_classes is None:  # inference from a config alone: the classifier plays no part
             model_cfg["classifier"] = None
         model_cfg["num_classes"] = num_classes
-    return build_model(model_cfg)
+    if model_cfg.get("backbone") not in BACKBONES:
+        try:
+            BACKBONES.get(model_cfg.get("backbone"))
+        except KeyError as exc:
+            raise ConfigError(f"model.backbone: {_message(exc)}") from None
+    try:
+        return build_model(model_cfg)
+    except ValueError as exc:  # bad model values (last_stride, embedding_dim, horde keys, ...) name themselves
+        raise ConfigError(f"model: {exc}") from None
 
 
 def _constructor_params(cls: Any) -> set:
@@ -59,16 +102,24 @@ def build_losses_from_config(cfg: Mapping[str, Any], num_classes: int, model: Op
              "student_dim": getattr(model, "embedding_dim", None),
              "teacher_dim": getattr(getattr(teacher, "model", teacher), "embedding_dim", None)}
     terms: List[Dict[str, Any]] = []
-    for i, term in enumerate(cfg["loss"]["terms"]):
+    for i, term in enumerate(cfg["loss"]["terms"] or []):
+        if not isinstance(term, Mapping):
+            raise ConfigError(f"loss.terms[{i}]: expected a mapping such as {{name: triplet}}, got {term!r}")
         term = dict(term)
         if "name" not in term:
-            raise ValueError(f"loss.terms[{i}] {term!r} has no 'name'")
-        params = _constructor_params(LOSSES.get(term["name"]))
+            raise ConfigError(f"loss.terms[{i}] {term!r} has no 'name'")
+        try:
+            params = _constructor_params(LOSSES.get(term["name"]))
+        except KeyError as exc:
+            raise ConfigError(f"loss.terms[{i}].name: {_message(exc)}") from None
         for key, value in known.items():
             if key in params and key not in term and value is not None:
                 term[key] = value
         terms.append(term)
-    return CombinedLoss(terms)
+    try:
+        return CombinedLoss(terms)
+    except ValueError as exc:  # unknown loss parameters and bad values: messages name the term already
+        raise ConfigError(str(exc)) from None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Union
 
@@ -16,10 +17,51 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing or does not fit the model/config it is loaded into."""
 
 
+# `.checkpoint.pth.tmp<pid>`: the temporary name `save_checkpoint` writes before its rename.
+TEMP_NAME = re.compile(r"^\..+\.tmp(\d+)$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: the process exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: PathLike) -> List[Path]:
+    """Delete the temporary files of checkpoint writes that were killed (kill -9, power loss) in `folder`.
+
+    The atomic rename means such a file is never mistaken for a checkpoint, but it is dead weight (a full model
+    copy); a file whose writer process no longer runs can only be such a leftover. Files of live processes
+    (another run writing into the same folder right now) and of this process are left alone. Returns the paths
+    removed."""
+    removed = []
+    for candidate in Path(folder).glob(".*.tmp*"):
+        match = TEMP_NAME.match(candidate.name)
+        if match is None or not candidate.is_file():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError:  # removed by a concurrent start, or a read-only folder: leave it
+            pass
+    return removed
+
+
 def save_checkpoint(state: Mapping[str, Any], path: PathLike) -> Path:
-    """Write `state` to `path` via a temporary file and an atomic rename: a crash never leaves half a file."""
+    """Write `state` to `path` via a temporary file and an atomic rename: a crash never leaves half a file.
+
+    Leftover temporary files of earlier, killed writes in the same folder are removed first (see
+    `remove_stale_temp_files`), so a run resumed after a kill -9 does not keep them around."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(dict(state), tmp)
     os.replace(tmp, path)
@@ -34,7 +76,9 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         # Our checkpoints hold only tensors, numbers, strings and containers (RNG states are tensors/lists).
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types for corrupt files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+        from ..models.weights import load_error_reason
+
+        raise CheckpointError(f"cannot read checkpoint {path}: {load_error_reason(exc)}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a reid checkpoint (no 'model' entry)")
     return state

@@ -46,14 +46,43 @@ def _download(name: str) -> Dict[str, torch.Tensor]:
     return torchvision.models.get_weight(TORCHVISION_WEIGHTS[name]).get_state_dict(progress=True)
 
 
+def load_error_reason(exc: BaseException) -> str:
+    """torch.load's failure in one short line.
+
+    Its weights-only message spans paragraphs and suggests weights_only=False, which would run pickled code from
+    the file; only the actual reason is kept (errors are printed as one line by the tools)."""
+    text = " ".join(str(exc).split())
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = "not a plain tensor file (pickled objects are never loaded): " + \
+            text.split(marker, 1)[1].split("Check the documentation", 1)[0].strip()
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _offline_hint(name: str) -> str:
+    """Where the ImageNet file comes from and the two ways to supply it without the network."""
+    try:
+        import torchvision
+
+        url = torchvision.models.get_weight(TORCHVISION_WEIGHTS[name]).url
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+    except Exception:  # noqa: BLE001 - only a hint: fall back to the generic advice
+        return "place the .pth file locally and pass its path as model.pretrained"
+    file = url.rsplit("/", 1)[-1]
+    return (f"fetch {url} elsewhere and pass its path as model.pretrained=/path/to/{file} (or put it in {cache}/, "
+            "where 'imagenet' finds it)")
+
+
 def _read_file(path: Path) -> Dict[str, torch.Tensor]:
     if not path.is_file():
-        raise WeightsError(f"model.pretrained: file {path} not found (expected 'none', 'imagenet' or the path of "
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise WeightsError(f"model.pretrained: file {path} {what} (expected 'none', 'imagenet' or the path of "
                            "a state dict)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors have no common base class
-        raise WeightsError(f"model.pretrained: {path} is not a loadable state dict ({exc})") from None
+        raise WeightsError(f"model.pretrained: {path} is not a loadable state dict ({load_error_reason(exc)})"
+                           ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
         state = state["state_dict"]
     elif isinstance(state, dict) and isinstance(state.get("model"), dict):
@@ -94,8 +123,7 @@ def load_pretrained(model: torch.nn.Module, name: str, pretrained: Optional[str]
             state = _download(name)
         except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError
             raise WeightsError(f"could not download ImageNet weights for '{name}' ({exc}); on an offline machine "
-                               "place the .pth file locally and pass its path as model.pretrained, or use 'none'"
-                               ) from None
+                               f"{_offline_hint(name)}, or use 'none'") from None
         source = f"torchvision {TORCHVISION_WEIGHTS[name]}"
     else:
         path = Path(str(pretrained)).expanduser()
