@@ -183,3 +183,19 @@ def test_unreadable_checkpoint_error_is_one_line_without_unsafe_advice(tmp_path)
     assert message.startswith(f"cannot read checkpoint {junk}: ") and "\n" not in message
     assert "weights_only` set to `False" not in message and len(message) < 300
     assert junk.read_bytes() == b"not a checkpoint"
+
+
+def test_onnx_export_without_onnx_says_which_extra(tmp_path):
+    """tools/export.py with onnx not importable: exit 2, one line naming the extra, no output file."""
+    script = ("import sys, runpy\n"
+              "sys.modules['onnx'] = None  # find_spec('onnx') is None: as if not installed\n"
+              "sys.argv = ['export.py', '--checkpoint', sys.argv[1], '--output', sys.argv[2]]\n"
+              "runpy.run_path(%r, run_name='__main__')\n"
+              % str(Path(__file__).resolve().parents[1] / "tools" / "export.py"))
+    out = tmp_path / "model.onnx"
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "any.pth"), str(out)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ONNX export needs the onnx package" in lines[0] and "[onnx]" in lines[0]
+    assert list(tmp_path.iterdir()) == []
