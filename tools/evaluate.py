@@ -88,9 +88,10 @@ def check_output(path: str) -> None:
         raise InputError(f"--json {path}: cannot write there ({parent} is not a writable folder)")
 
 
-def _at_least(minimum: float, kind=int):
-    def parse(text: str):
-        value = kind(text)
+def _at_least(minimum: int):
+    """argparse type: an integer >= minimum (k1 / k2 below 1 make the re-ranking neighbourhoods empty)."""
+    def parse(text: str) -> int:
+        value = int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {text}")
         return value
