@@ -13,7 +13,8 @@ Measured: IVF training and adding time; per-query latency searching one query at
 search sees) and in one batch, each including the exact float64 re-ordering of the candidates that `reid.search`
 does; recall@10 against the exact top-10 (reid.search_backends' definition: float64 distances, ties by index);
 memory: the index (fp16 codes, ids, centroids), the fp16 gallery kept for the exact re-ordering, peak RSS.
-Needs faiss: pip install 'reid[faiss]'.
+Needs faiss: pip install 'reid[faiss]'. Time it on an idle machine: on a shared one every figure inflates (a
+100k x 2048 run on 2 cores at load 7 measured ~60 ms/query, several times its idle figure).
 """
 import argparse
 import json
@@ -105,11 +106,14 @@ def main() -> None:
     index = FaissIndex(gallery, kind="ivf", nlist=args.nlist or None, fp16=True, seed=args.seed)
     result["build_s"] = round(time.perf_counter() - t, 1)
     result["nlist"] = index.nlist
+    # 1 = equal lists; the vectors one query scans are ~ nprobe * n / nlist * this factor
+    result["list_imbalance"] = round(float(index.index.invlists.imbalance_factor()), 3)
     codes = args.n * args.dim * 2 + args.n * 8  # fp16 codes + int64 ids in the inverted lists
     result["memory_gib"] = {"index": round((codes + index.nlist * args.dim * 4) / 2**30, 2),
                             "gallery_fp16_for_reordering": round(gallery.nbytes / 2**30, 2)}
     print(f"IVF{index.nlist},SQfp16 trained + added in {result['build_s']} s; index {result['memory_gib']['index']} "
-          f"GiB + fp16 gallery {result['memory_gib']['gallery_fp16_for_reordering']} GiB for the exact re-ordering")
+          f"GiB + fp16 gallery {result['memory_gib']['gallery_fp16_for_reordering']} GiB for the exact re-ordering; "
+          f"list imbalance {result['list_imbalance']}")
 
     result["runs"] = []
     for nprobe in [int(v) for v in args.nprobe.split(",")]:

@@ -373,3 +373,25 @@ def test_backend_problems_are_refused_before_anything_is_written(case, tiny_chec
     assert demo_main(args) == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_feature_cache_compacts_once_dead_rows_outnumber_live_ones(tmp_path, capsys):
+    from reid.demo_cache import FeatureCache
+
+    cache = FeatureCache(tmp_path, key="k1")
+    assert cache.load() == {}
+    feats = np.arange(3000 * 4, dtype=np.float32).reshape(3000, 4)
+    for s in range(0, 3000, 500):  # six appends
+        cache.append([(f"/g/{i}.jpg", i, i) for i in range(s, s + 500)], feats[s:s + 500])
+    assert not cache.compact({p: e for p, e in cache.entries.items() if int(p[3:-4]) < 1500})  # 1500 dead: kept
+    reopened = FeatureCache(tmp_path, key="k1")
+    entries = reopened.load()
+    live = {p: e for p, e in entries.items() if int(p[3:-4]) % 10 == 0}
+    assert reopened.compact(live)  # 2700 dead > max(300, 1024): one rewrite
+    again = FeatureCache(tmp_path, key="k1")
+    kept = again.load()
+    assert sorted(kept) == sorted(live) and again.rows == 300
+    for path, (_, _, row) in kept.items():
+        assert np.array_equal(again.read([row])[0], feats[int(path[3:-4])])
+    other = FeatureCache(tmp_path, key="k2")  # another checkpoint: the cache is reset, not mixed
+    assert other.load() == {} and "another checkpoint" in capsys.readouterr().out
