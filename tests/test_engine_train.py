@@ -9,6 +9,7 @@ import torch
 from engine_helpers import config_file, fixed_batch_loss, tiny_config
 from reid.config import load_config
 from reid.engine.builders import build_losses_from_config, build_model_from_config
+from reid.engine.density_setup import setup_density
 from reid.engine.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def test_training_reduces_loss(family, tiny_market, tmp_path):
                       train={"epochs": spec.get("epochs", 3), "iters_per_epoch": 4, "eval_every": spec.get("epochs", 3),
                              "projector_samples": 0})
     trainer = Trainer(cfg, progress=False)
-    trainer._prepare_density()
+    setup_density(trainer)
     before = fixed_batch_loss(trainer)
     result = trainer.fit()
     after = fixed_batch_loss(trainer)

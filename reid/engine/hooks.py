@@ -16,7 +16,8 @@ import torch
 
 from . import distributed
 from .checkpoint import save_checkpoint
-from .evaluator import evaluate_features, feature_set, ranked_gallery
+from .density_setup import setup_density
+from .evaluator import evaluate_features, feature_set
 
 
 class Hook:
@@ -37,10 +38,11 @@ class Hook:
 
 
 class DensityHook(Hook):
-    """Density adaptivity (TMM'19): the classes' original densities D0 are measured before the first step."""
+    """Density adaptivity (TMM'19): D0 (and optionally the initial alpha_c) measured once before the first step
+    (see `density_setup`: loss.density_d0, loss.density_init, loss.density_features)."""
 
     def before_train(self, trainer: Any) -> None:
-        trainer._prepare_density()
+        setup_density(trainer)
 
 
 class InterruptHook(Hook):
@@ -85,8 +87,8 @@ class EvalHook(Hook):
         with torch.random.fork_rng(devices=[]):  # evaluation must not shift the training RNG stream
             result, query, gallery = evaluate(trainer)
         trainer.monitor.log(f"evaluation after epoch {epoch}:\n{result.table()}")
-        trainer.monitor.scalars({"mAP": result.mAP, "rank1": result.rank(1), "rank5": result.rank(5),
-                                 "mINP": result.mINP}, trainer.global_step, prefix="eval/")
+        trainer.monitor.epoch_scalars({"mAP": result.mAP, "rank1": result.rank(1), "rank5": result.rank(5),
+                                       "mINP": result.mINP}, epoch, trainer.global_step, prefix="eval/")
         if trainer.cfg["train"]["ranklist_queries"]:
             ranklist_image(trainer, query, gallery)
         if result.mAP > trainer.best_metric:
@@ -110,18 +112,12 @@ def evaluate(trainer: Any, flip: Optional[bool] = None):
 
 
 def ranklist_image(trainer: Any, query: Any, gallery: Any) -> None:
-    """A few queries' top-8 gallery images (same-camera matches and junk removed) as a TensorBoard image."""
-    from ..visualize import draw_ranklist
+    """A few queries' top-8 gallery images, ranked as the evaluation ranks them, as one TensorBoard image."""
+    from .tester import draw_ranklists
 
-    rng = np.random.default_rng(trainer.cfg["seed"])
-    count = min(trainer.cfg["train"]["ranklist_queries"], len(query.paths))
-    rows = []
-    for q in rng.choice(len(query.paths), size=count, replace=False):
-        keep = ~((gallery.pids == query.pids[q]) & (gallery.camids == query.camids[q])) & (gallery.pids != -1)
-        idx = np.flatnonzero(keep)
-        order, dist = ranked_gallery(query.features[q], gallery.features[idx], topk=8)
-        rows.append(draw_ranklist(query.paths[q], [gallery.paths[idx[i]] for i in order], dist,
-                                  matches=[bool(gallery.pids[idx[i]] == query.pids[q]) for i in order]))
+    rows = [image for _, image in draw_ranklists(query, gallery, trainer.cfg["train"]["ranklist_queries"],
+                                                 seed=trainer.cfg["seed"], topk=8,
+                                                 has_cameras=trainer.dataset.has_cameras)]
     width = max(r.shape[1] for r in rows)
     canvas = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
                              for r in rows])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -147,31 +147,40 @@ def _query_in_gallery(query: FeatureSet, gallery: FeatureSet) -> np.ndarray:
     return np.array([position.get(p, -1) for p in query.paths], dtype=np.int64)
 
 
-def write_ranklists(query: FeatureSet, gallery: FeatureSet, folder: Path, count: int, seed: int = 0,
-                    topk: int = 10, has_cameras: bool = True) -> List[Path]:
-    """Rank-list PNGs for `count` queries, ranked as the evaluation ranks them: the protocol's own roles
-    (`gallery_roles`) remove junk and same-camera matches, or only the query itself when there are no camera ids."""
+def draw_ranklists(query: FeatureSet, gallery: FeatureSet, count: int, seed: int = 0, topk: int = 10,
+                   has_cameras: bool = True) -> List[Tuple[int, np.ndarray]]:
+    """(query index, rank-list image) for `count` seeded queries, ranked as the evaluation ranks them: the
+    protocol's own roles (`gallery_roles`) remove junk and same-camera matches, or only the query itself when
+    there are no camera ids."""
     from ..evaluation.verification import MATCH, NEGATIVE, gallery_roles
-    from ..visualize import distance_decimals, draw_ranklist, save_image
+    from ..visualize import distance_decimals, draw_ranklist
 
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(query.paths), size=min(count, len(query.paths)), replace=False)
     qig = None if has_cameras else _query_in_gallery(query, gallery)
-    written = []
+    drawn = []
     for q in sorted(picks.tolist()):
         role = gallery_roles(query.pids[q:q + 1], gallery.pids, query.camids[q:q + 1] if has_cameras else None,
                              gallery.camids if has_cameras else None, None if qig is None else qig[q:q + 1])[0]
         idx = np.flatnonzero((role == MATCH) | (role == NEGATIVE))
         order, dist = ranked_gallery(query.features[q], gallery.features[idx], topk)
         chosen = idx[order]
-        image = draw_ranklist(query.paths[q], [gallery.paths[i] for i in chosen], dist,
-                              roles=["match" if role[i] == MATCH else "negative" for i in chosen],
-                              labels=[f"id {gallery.pids[i]} c{gallery.camids[i]}" if has_cameras
-                                      else f"id {gallery.pids[i]}" for i in chosen],
-                              query_label=f"id {query.pids[q]} c{query.camids[q]}" if has_cameras
-                              else f"id {query.pids[q]}", decimals=distance_decimals(dist))
-        written.append(save_image(image, folder / f"query_{q:05d}.png"))
-    return written
+        drawn.append((q, draw_ranklist(query.paths[q], [gallery.paths[i] for i in chosen], dist,
+                                       roles=["match" if role[i] == MATCH else "negative" for i in chosen],
+                                       labels=[f"id {gallery.pids[i]} c{gallery.camids[i]}" if has_cameras
+                                               else f"id {gallery.pids[i]}" for i in chosen],
+                                       query_label=f"id {query.pids[q]} c{query.camids[q]}" if has_cameras
+                                       else f"id {query.pids[q]}", decimals=distance_decimals(dist))))
+    return drawn
+
+
+def write_ranklists(query: FeatureSet, gallery: FeatureSet, folder: Path, count: int, seed: int = 0,
+                    topk: int = 10, has_cameras: bool = True) -> List[Path]:
+    """Rank-list PNGs (`draw_ranklists`) written to `folder/query_<index>.png`."""
+    from ..visualize import save_image
+
+    return [save_image(image, folder / f"query_{q:05d}.png")
+            for q, image in draw_ranklists(query, gallery, count, seed, topk, has_cameras)]
 
 
 def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, far: float, metric: str = "euclidean",

@@ -172,13 +172,6 @@ class Trainer:
         restore_rng_states(state["rng"])
         self.monitor.log(f"resumed from {self.checkpoint_path}: epoch {self.start_epoch}, batch {self.start_batch}")
 
-    def _prepare_density(self) -> None:
-        """Measure D0 (and optionally the initial alpha_c) once, before the first epoch (TMM'19): see
-        reid.engine.density_setup (config keys loss.density_d0, loss.density_init, loss.density_features)."""
-        from .density_setup import setup_density
-
-        setup_density(self)
-
     # ------------------------------------------------------------------ training
     def fit(self) -> Optional[Any]:
         cfg = self.cfg
@@ -242,7 +235,7 @@ class Trainer:
                 raise TrainingInterrupted(f"training interrupted; checkpoint saved to {path}")
         n = max(1, batch_index - start_batch)
         means = {k: v / n for k, v in sums.items()}
-        self.monitor.scalars({f"epoch_loss/{k}": v for k, v in means.items()}, self.global_step)
+        self.monitor.epoch_scalars(means, epoch + 1, self.global_step, prefix="epoch_loss/")
         self.monitor.log(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
                          + f", lr {lr:.2e}")
 
