@@ -7,6 +7,8 @@
 # with the sn model, single query for HRAML, the regularizer and DarkRank runs.
 #   bash benchmarks/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
 # SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead (single query only).
+# PIPELINE=albumentations ... trains with the per-file pipeline of earlier releases (runs/quick_<name>_albu[_seedN]),
+# for the old-vs-new data path comparison (default: the tensor pipeline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${1:?usage: cpu_quick_study.sh MARKET_ROOT [run ...]}"
@@ -17,8 +19,10 @@ if [ ${#RUNS[@]} -eq 0 ]; then
           student_hard student_kd_soft)
 fi
 SEED="${SEED:-0}"
+PIPELINE="${PIPELINE:-tensor}"
 SUFFIX=""
-[ "$SEED" != "0" ] && SUFFIX="_seed$SEED"
+[ "$PIPELINE" != "tensor" ] && SUFFIX="_albu"
+[ "$SEED" != "0" ] && SUFFIX="${SUFFIX}_seed$SEED"
 export NO_ALBUMENTATIONS_UPDATE=1
 for run in "${RUNS[@]}"; do
     out="runs/quick_${run}${SUFFIX}"
@@ -30,7 +34,7 @@ for run in "${RUNS[@]}"; do
         [ -f "$out/checkpoint.pth" ] && resume=(--resume)
         echo "== $run (seed $SEED) -> $out ${resume[*]:-} $(date +%T)"
         /usr/bin/time -v python tools/train.py --no-progress "${resume[@]}" --config "configs/cpu_quick/$run.yaml" \
-            "data.root=$ROOT" "seed=$SEED" "output_dir=$out" \
+            "data.root=$ROOT" "seed=$SEED" "output_dir=$out" "data.pipeline=$PIPELINE" \
             train.eval_every=0 train.projector_samples=0 2>> "$out.time.log" | tail -4
         grep -E "Elapsed|Maximum resident" "$out.time.log"
     fi

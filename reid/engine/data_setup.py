@@ -62,7 +62,9 @@ class TrainingData:
         self.decoded[split] = decoded
         if decoded.file is not None:
             self.monitor.log(f"{split}: {len(decoded)} decoded images at {self.height}x{self.width} in {decoded.file}")
-        return [(paths[i], reason) for i, reason in bad]
+        prefix = "cannot read image "  # the reason alone, as check_images gives it (the path is listed beside it)
+        return [(paths[i], reason.split(": ", 1)[-1] if reason.startswith(prefix + paths[i]) else reason)
+                for i, reason in bad]
 
     def filter_train(self, samples: Sequence[Any]) -> List[Any]:
         """The training samples after the bad-file policy (decoding them first on the tensor pipeline)."""
