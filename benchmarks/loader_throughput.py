@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reid.data.loader import build_train_loader  # noqa: E402
+from reid.data.train_loader import build_train_loader  # noqa: E402
 
 MARKET_TRAIN = Path("/tmp/market/Market-1501-v15.09.15/bounding_box_train")
 NAME = re.compile(r"^(-1|\d{4})_c(\d)")
@@ -76,7 +76,8 @@ def main() -> None:
     items = scan(root)
     print(f"{len(items)} images from {root}; train pipeline 256x128, batch 16 x 4, {args.batches} batches")
     for workers in (0, 1, 2):
-        loader = build_train_loader(items, {"height": 256, "width": 128}, p=16, k=4, num_workers=workers)
+        loader = build_train_loader(items, {"height": 256, "width": 128}, p=16, k=4, num_workers=workers,
+                                    pipeline="albumentations")
         batches = min(args.batches, len(loader) - 1)  # one epoch at most: the first batch is start-up
         it = iter(loader)
         next(it)  # start-up (worker spawn) excluded

@@ -154,6 +154,20 @@ def load_test_config(config: Optional[str], checkpoint: str, overrides: Sequence
     return load_config(None, overrides, base=stored, base_source=f"the config stored in {checkpoint}")
 
 
+def _unwritable_file(path: str) -> Optional[str]:
+    """Why `path` cannot be written as a file, or None."""
+    target = Path(path)
+    if target.is_dir():
+        return "is a folder (give a file name)"
+    parent = target.parent if str(target.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        return f"cannot write into {probe}"
+    return None
+
+
 def test_main(argv: Optional[Sequence[str]] = None) -> int:
     """`reid-test`: returns the process exit code (0 ok, 2 bad input)."""
     args = build_test_parser().parse_args(argv)
@@ -162,6 +176,10 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
 
     if not os.path.isfile(args.checkpoint):
         return _fail(f"checkpoint not found: {args.checkpoint}")
+    if args.json:  # checked before the evaluation, not after it
+        problem = _unwritable_file(args.json)
+        if problem:
+            return _fail(f"--json {args.json}: {problem}")
     try:
         cfg = load_test_config(args.config, args.checkpoint, args.overrides)
         options = TestOptions(rerank=args.rerank, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,

@@ -242,3 +242,33 @@ def test_epoch_scalars_share_the_global_step_axis(tmp_path):
     steps = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
     assert steps["epoch_loss/total"] == [(40, pytest.approx(0.9)), (80, pytest.approx(0.8))]
     assert steps["eval/mAP"] == [(40, 0.5)] and steps["epoch"] == [(40, 1.0), (80, 2.0)]
+
+
+def test_test_json_folder_or_unwritable_path_refused_before_evaluating(tiny_checkpoint, tmp_path, capsys):
+    from reid import cli
+
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    assert cli.test_main(["--checkpoint", str(tiny_checkpoint), "--json", str(folder), "--no-progress",
+                          "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder" in err
+    assert not (tmp_path / "out").exists()  # nothing evaluated, nothing written
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob(".results*"))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.test_main(["--checkpoint", str(tiny_checkpoint), "--json", str(blocker / "r.json"),
+                          "--no-progress"]) == 2
+    assert "cannot write into" in capsys.readouterr().err
+
+
+def test_save_json_into_a_folder_leaves_no_temporary_file(tmp_path):
+    import numpy as np
+
+    from reid.evaluation import evaluate
+
+    result = evaluate(torch.eye(3), torch.eye(3), np.arange(3), np.arange(3), np.zeros(3), np.ones(3))
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        result.save_json(tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -42,9 +42,15 @@ class EvaluationResult:
 
     def save_json(self, path: Union[str, Path]) -> Path:
         path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot write results to {path}: it is a folder (give a file name)")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results", suffix=".json")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.to_dict(), handle, indent=2)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self.to_dict(), handle, indent=2)
+            os.replace(tmp, path)
+        finally:  # a failed write leaves no temporary file behind
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return path
