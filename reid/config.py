@@ -88,7 +88,7 @@ DEFAULTS: Dict[str, Any] = {
         "epochs": 60,
         "iters_per_epoch": None,  # None = the sampler's natural epoch
         "amp": True,  # only takes effect on CUDA
-        "channels_last": True,  # only on CUDA, where it helps convolutions
+        "channels_last": True,  # NHWC convolutions: faster on CUDA and with oneDNN on the CPU (BENCHMARKS.md)
         "eval_every": 10,
         "flip_test": False,
         "log_every": 20,

@@ -68,7 +68,7 @@ class Trainer:
         self.num_classes = self.dataset.num_train_pids
         self.test_transform_cfg = cfg["transforms"]
         self.amp = bool(cfg["train"]["amp"]) and self.device.type == "cuda"
-        self.channels_last = bool(cfg["train"]["channels_last"]) and self.device.type == "cuda"
+        self.channels_last = bool(cfg["train"]["channels_last"])
         from .data_setup import TrainingData
 
         self.data = TrainingData(cfg, self.run_dir, self.device, self.monitor, progress)
