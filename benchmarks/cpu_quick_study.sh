@@ -8,7 +8,7 @@
 #   bash benchmarks/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
 # SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead (single query only).
 # PIPELINE=albumentations ... trains with the per-file pipeline of earlier releases (runs/quick_<name>_albu[_seedN]),
-# for the old-vs-new data path comparison (default: the tensor pipeline).
+# for the old-vs-new data path comparison (default: the tensor pipeline). EVAL=single: single query only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${1:?usage: cpu_quick_study.sh MARKET_ROOT [run ...]}"
@@ -39,9 +39,10 @@ for run in "${RUNS[@]}"; do
         grep -E "Elapsed|Maximum resident" "$out.time.log"
     fi
     # Extra seeds only feed the seed-spread table.
-    case "$run$SUFFIX" in
-        sn) opts=(--gallery-study sn) ;;
-        softmax|triplet|triplet_soft) opts=() ;;
+    case "${EVAL:-full}:$run$SUFFIX" in
+        single:*) opts=(--single-query-only) ;;
+        full:sn) opts=(--gallery-study sn) ;;
+        full:softmax|full:triplet|full:triplet_soft) opts=() ;;
         *) opts=(--single-query-only) ;;
     esac
     python benchmarks/cpu_quick_eval.py --root "$ROOT" --runs "$run$SUFFIX" --skip-done "${opts[@]}"

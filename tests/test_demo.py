@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reid.cli import demo_main
-from reid.demo import DemoError, run_demo
+from reid.demo import run_demo
 
 
 @pytest.fixture()

@@ -129,3 +129,42 @@ def test_nan_loss_stops_naming_term_and_step(tiny_market, tmp_path):
     state = _weights(tmp_path / "run")
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_kill_9_mid_epoch_then_resume_is_bitwise_identical(tiny_market, tmp_path):
+    """A real SIGKILL while training: the last epoch checkpoint is intact and --resume replays the cut epoch
+    exactly (every tensor, batch-norm buffers included, equals the uninterrupted run's)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from engine_helpers import config_file
+
+    # One thread in both processes: the in-process run and the killed subprocess must compute alike.
+    train = {"epochs": 3, "iters_per_epoch": 12, "eval_every": 0, "projector_samples": 0, "threads": 1}
+    full = Trainer(tiny_config(tmp_path / "full", tiny_market, TERMS, MODEL, train=train), progress=False)
+    full.fit()
+    full.close()
+
+    cfg = tiny_config(tmp_path / "cut", tiny_market, TERMS, MODEL, train=train)
+    tool = Path(__file__).resolve().parents[1] / "tools" / "train.py"
+    proc = subprocess.Popen([sys.executable, str(tool), "--config", str(config_file(cfg)), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    checkpoint = tmp_path / "cut" / "checkpoint.pth"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = _weights(tmp_path / "cut")
+    assert saved["epoch"] < 3  # killed before the end
+
+    second = Trainer(cfg, resume=True, progress=False)
+    second.fit()
+    second.close()
+    _all_tensors_equal(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))

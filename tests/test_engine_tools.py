@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from engine_helpers import config_file, tiny_config
 from reid import cli

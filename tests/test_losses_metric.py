@@ -2,7 +2,6 @@
 papers' equations, for value and gradient; float64 gradchecks; numerical stability."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

@@ -25,7 +25,6 @@ S = -(s ||q - x||^2)^p, s = 3.5, p = 2 (i.e. alpha = s^p, beta = 2p on normalise
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Optional, Union
 
 import torch
