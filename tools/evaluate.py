@@ -2,7 +2,8 @@
 """Evaluate features computed elsewhere.
 
     python tools/evaluate.py --query Q.npz --gallery G.npz [--distractors D.npz] [--ap mean|official]
-        [--skip-empty|--count-empty] [--rerank [--k1 20 --k2 6 --lambda 0.3]] [--metric euclidean|cosine]
+        [--skip-empty|--count-empty] [--rerank [--k1 20 --k2 6 --lambda 0.3] [--knn-backend exact|faiss]]
+        [--metric euclidean|cosine]
         [--protocol market|single-shot] [--json OUT]
 
 Each .npz holds `features` (n x d), `pids` and optionally `camids` (without camids no same-camera matches are
@@ -118,6 +119,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--k1", type=_at_least(1), default=20)
     parser.add_argument("--k2", type=_at_least(1), default=6)
     parser.add_argument("--lambda", dest="lambda_value", type=_fraction, default=0.3)
+    parser.add_argument("--knn-backend", choices=["exact", "faiss"], default="exact",
+                        help="k-NN of the re-ranking (with --rerank): exact (ours) or faiss "
+                             "(pip install 'reid[faiss]'); both give identical results")
     parser.add_argument("--metric", choices=["euclidean", "cosine"], default="euclidean")
     parser.add_argument("--protocol", choices=["market", "single-shot"], default="market")
     parser.add_argument("--json")
@@ -144,8 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 gc = np.concatenate([gc, dc if dc is not None else np.full(len(df), -1)])
         result = evaluate(qf, gf, qp, gp, qc, gc, ap=args.ap, empty=args.empty, metric=args.metric,
                           protocol=args.protocol, rerank=args.rerank, k1=args.k1, k2=args.k2,
-                          lambda_value=args.lambda_value)
-    except ValueError as exc:  # InputError included
+                          lambda_value=args.lambda_value, knn_backend=args.knn_backend)
+    except (ValueError, ImportError) as exc:  # InputError included; ImportError: faiss asked for, not installed
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.table())

@@ -31,14 +31,15 @@ def evaluate(qf: Optional[torch.Tensor], gf: Optional[torch.Tensor], q_pids: Arr
              ap: str = "mean", empty: str = "skip", max_rank: int = 50, chunk_size: int = 512,
              gallery_chunk: int = 32768, protocol: str = "market", trials: int = 10, seed: int = 0,
              rerank: bool = False, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-             query_in_gallery: Optional[ArrayLike] = None) -> EvaluationResult:
+             query_in_gallery: Optional[ArrayLike] = None, knn_backend: str = "exact") -> EvaluationResult:
     """Rank the gallery for every query and report CMC, mAP and mINP.
 
     Market protocol: gallery items with the query's id and camera, and junk (pid -1), are removed from the query's
     ranking; background (0) and distractors (-2) stay as negatives. Without camera ids only the query itself
     (`query_in_gallery[i]`, -1 if absent) is removed. `protocol="single-shot"`: per trial one random gallery image
     per identity, averaged over `trials`. Distances are streamed in blocks (`chunk_size` queries x
-    `gallery_chunk` gallery items), or read from `distmat` (Q, G) when given.
+    `gallery_chunk` gallery items), or read from `distmat` (Q, G) when given. `knn_backend` ("exact" or "faiss")
+    finds the re-ranking's neighbours; both give identical results.
     """
     if distmat is None:
         if qf is None or gf is None:
@@ -62,13 +63,14 @@ def evaluate(qf: Optional[torch.Tensor], gf: Optional[torch.Tensor], q_pids: Arr
     if protocol == "single-shot":
         return _single_shot(qf, gf, distmat, q_pids, g_pids, q_camids, g_camids, qig, metric=metric, ap=ap,
                             empty=empty, max_rank=max_rank, trials=trials, seed=seed, rerank=rerank, k1=k1, k2=k2,
-                            lambda_value=lambda_value, info=info)
+                            lambda_value=lambda_value, info=info, knn_backend=knn_backend)
     if protocol != "market":
         raise ValueError(f"protocol: expected 'market' or 'single-shot', got {protocol!r}")
     acc = RankAccumulator(max_rank, ap, empty)
     if rerank and distmat is None:
         blocks = ((qsl, _gather_rows(torch.from_numpy(block)), [(slice(0, ng), torch.from_numpy(block))])
-                  for qsl, block in iter_rerank_chunks(qf, gf, k1, k2, lambda_value, query_chunk=chunk_size))
+                  for qsl, block in iter_rerank_chunks(qf, gf, k1, k2, lambda_value, query_chunk=chunk_size,
+                                                        knn_backend=knn_backend))
     elif distmat is not None:
         blocks = _matrix_blocks(distmat, chunk_size, gallery_chunk)
     else:
@@ -114,10 +116,10 @@ def _feature_blocks(qf: torch.Tensor, gf: torch.Tensor, metric: str, chunk: int,
 
 
 def _single_shot(qf, gf, distmat, q_pids, g_pids, q_camids, g_camids, qig, *, metric, ap, empty, max_rank, trials,
-                 seed, rerank, k1, k2, lambda_value, info) -> EvaluationResult:
+                 seed, rerank, k1, k2, lambda_value, info, knn_backend="exact") -> EvaluationResult:
     if distmat is None:
-        distmat = (torch.from_numpy(k_reciprocal_rerank(qf, gf, k1, k2, lambda_value)) if rerank
-                   else distance_matrix(qf, gf, metric))
+        distmat = (torch.from_numpy(k_reciprocal_rerank(qf, gf, k1, k2, lambda_value, knn_backend=knn_backend))
+                   if rerank else distance_matrix(qf, gf, metric))
     results = []
     for keep in single_shot_galleries(g_pids, trials, seed):
         results.append(evaluate(None, None, q_pids, g_pids[keep], q_camids,

@@ -7,16 +7,23 @@ settled on float64 distances (ties by index), because high-dimensional distances
 can separate. On CPU with numba, the candidate updates and the float64 distances are compiled loops (an insertion
 into a short sorted list, taken only when an item beats the current k-th best: most are rejected by one
 comparison); on CUDA, or without numba, torch does both (top-k over the candidates and the block).
+
+Rows whose margin is crowded (more near-ties than extra candidates) are widened by one more pass over all rows.
+`backend="faiss"` (the `faiss` extra) takes the candidates from an exact flat faiss index instead and widens and
+settles them with the same steps, so both backends return the same lists; the row maxima, which faiss cannot
+search for, come from `row_maxima` over the same float32 blocks as ours, so re-ranking weights are identical too.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Tuple
 
 import numpy as np
 import torch
 
 from ._compiled import match_torch_threads, njit, numba
 from .distance import pairwise_distance, squared_norms
+
+KNN_BACKENDS = ("exact", "faiss")
 
 
 def _compiled(x: torch.Tensor, use_numba: bool) -> bool:
@@ -42,10 +49,103 @@ def pair_sq_distances(x: torch.Tensor, a: np.ndarray, b: np.ndarray, use_numba: 
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def _settle(x: torch.Tensor, cand: np.ndarray, k: int, use_numba: bool) -> np.ndarray:
+    """The first k of each row's candidates (N, m) in float64 distance order, ties by index: one rule for every
+    backend, so their lists agree whenever their candidates hold the true k nearest. -1 pads a row (sorted last)."""
+    n, m = cand.shape
+    rows = np.repeat(np.arange(n), m)
+    exact = pair_sq_distances(x, rows, np.maximum(cand, 0).ravel(), use_numba).reshape(n, m)
+    exact = torch.from_numpy(np.where(cand < 0, np.inf, exact))
+    cand_t = torch.from_numpy(np.ascontiguousarray(cand, dtype=np.int64))
+    by_index = torch.argsort(cand_t, dim=1)
+    cand_t, exact = torch.gather(cand_t, 1, by_index), torch.gather(exact, 1, by_index)
+    order = torch.argsort(exact, dim=1, stable=True)[:, :k]
+    return torch.gather(cand_t, 1, order).numpy()
+
+
+def row_maxima(x: torch.Tensor, chunk: int = 1024) -> np.ndarray:
+    """Each row's maximum squared distance (N,), from the very float32 blocks `nearest_neighbours` computes (same
+    block pairs, same transposition), so it equals that function's row maxima bit for bit."""
+    n = len(x)
+    sq = squared_norms(x)
+    row_max = torch.zeros(n, device=x.device)
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        for t in range(s, n, chunk):
+            f = min(n, t + chunk)
+            d = pairwise_distance(x[s:e], x[t:f], "euclidean", sq[t:f])
+            if t == s:
+                d.fill_diagonal_(0)
+            row_max[s:e] = torch.maximum(row_max[s:e], d.max(1).values)
+            if t != s:
+                row_max[t:f] = torch.maximum(row_max[t:f], d.max(0).values)
+    return row_max.cpu().numpy()
+
+
+def _import_faiss() -> Any:
+    from ..search_backends import import_faiss  # faiss only when asked for: it is an optional extra
+
+    try:
+        return import_faiss()
+    except ImportError:
+        raise ImportError("re-ranking with knn_backend='faiss' needs faiss: pip install 'reid[faiss]' "
+                          "(or faiss-cpu)") from None
+
+
+def widen_crowded(x: torch.Tensor, cand: np.ndarray, dist: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:
+    """Candidates (N, m) with float32 distances `dist` (ascending) -> candidates holding the true k nearest.
+
+    A fixed margin of extra candidates fails when more of them than the margin lie within float32 rounding of the
+    k-th distance (tie groups, near-ties): the cut through the group is then arbitrary and differs between
+    libraries. Such crowded rows are compared with every row once more and keep every item within the k-th float32
+    distance plus a rounding tolerance; -1 pads the other rows. Shared by both backends, so both stay identical.
+    """
+    n, m = cand.shape
+    if m >= n:
+        return cand
+    sq = squared_norms(x)
+    # float32 error of |a|^2 + |b|^2 - 2 a.b grows with the norms, not with the (possibly tiny) distance
+    tol = 1e-5 * (sq.double().cpu().numpy() + float(sq.max()))
+    crowded = np.flatnonzero(dist[:, -1].astype(np.float64) <= dist[:, k - 1].astype(np.float64) + tol)
+    if len(crowded) == 0:
+        return cand
+    found = []
+    for s in range(0, len(crowded), chunk):
+        rows = crowded[s:s + chunk]
+        d = pairwise_distance(x[torch.from_numpy(rows).to(x.device)], x, "euclidean", sq).cpu()
+        d[torch.arange(len(rows)), torch.from_numpy(rows)] = 0
+        cut = torch.kthvalue(d, k, dim=1).values.double().numpy() + 2 * tol[rows]
+        found.extend(np.flatnonzero(row.double().numpy() <= c) for row, c in zip(d, cut))
+    width = max(m, max(len(f) for f in found))
+    out = np.full((n, width), -1, dtype=np.int64)
+    out[:, :m] = cand
+    for r, f in zip(crowded, found):
+        out[r, :m] = -1
+        out[r, :len(f)] = f
+    return out
+
+
+def faiss_candidates(x: torch.Tensor, k: int, extra: int = 8) -> np.ndarray:
+    """(N, >= k) candidate neighbours of every row (-1 pads) from an exact flat faiss index over the rows
+    themselves, `extra` more than k (faiss orders near-ties by its own float32 rounding), crowded rows widened."""
+    faiss = _import_faiss()
+    data = np.ascontiguousarray(x.detach().float().cpu().numpy())
+    index = faiss.IndexFlatL2(data.shape[1])
+    index.add(data)
+    dist, cand = index.search(data, min(len(data), k + extra))
+    return widen_crowded(x, cand.astype(np.int64), dist, k)
+
+
 def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 8,
-                       use_numba: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+                       use_numba: bool = True, backend: str = "exact") -> Tuple[np.ndarray, np.ndarray]:
     """(N, k) indices of each row's k nearest rows (itself included, first), nearest first with ties broken by
-    index, and each row's maximum squared distance (N,)."""
+    index, and each row's maximum squared distance (N,). `backend`: "exact" (ours) or "faiss" (flat index, the
+    `faiss` extra); both give the same lists."""
+    if backend not in KNN_BACKENDS:
+        raise ValueError(f"knn backend: expected one of {', '.join(KNN_BACKENDS)}, got {backend!r}")
+    if backend == "faiss":
+        cand = faiss_candidates(x, k, extra)
+        return _settle(x, cand, k, use_numba), row_maxima(x, chunk)
     n = len(x)
     m = min(n, k + extra)
     sq = squared_norms(x)
@@ -79,14 +179,8 @@ def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 
                 merge(slice(s, e), d, t)
                 if t != s:
                     merge(slice(t, f), d.T, s)
-    # settle the order on float64 distances, ties by index
-    rows = np.repeat(np.arange(n), m)
-    exact = torch.from_numpy(pair_sq_distances(x, rows, best_i.cpu().numpy().ravel(), use_numba).reshape(n, m))
-    cand = best_i.cpu()
-    by_index = torch.argsort(cand, dim=1)
-    cand, exact = torch.gather(cand, 1, by_index), torch.gather(exact, 1, by_index)
-    order = torch.argsort(exact, dim=1, stable=True)[:, :k]
-    return torch.gather(cand, 1, order).numpy(), row_max.cpu().numpy()
+    cand = widen_crowded(x, best_i.cpu().numpy(), best_d.cpu().numpy(), k)
+    return _settle(x, cand, k, use_numba), row_max.cpu().numpy()
 
 
 if numba is not None:

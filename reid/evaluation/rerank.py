@@ -7,7 +7,7 @@ weights V; local query expansion over the k2 nearest; Jaccard distance of query 
 (1 - lambda) * jaccard + lambda * distance. Only top-k lists, a sparse V and query x gallery blocks are held.
 Differences from the released code: float64 V and Gaussian weights instead of float16 (more exact); neighbour lists
 ordered on exact float64 distances with ties broken by index (the released code's float32 argsort is neither exact
-nor stable). The k-NN lists come from `knn.py`.
+nor stable). The k-NN lists come from `knn.py` (`knn_backend="faiss"`: an exact flat faiss index, same lists).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from .distance import check_features, pairwise_distance, squared_norms
-from .knn import nearest_neighbours, pair_sq_distances
+from .knn import nearest_neighbours, pair_sq_distances, row_maxima
 
 
 def _reciprocal(knn: np.ndarray, k: int) -> np.ndarray:
@@ -73,11 +73,12 @@ def _min_overlap(vq: sp.csr_matrix, vg: sp.csc_matrix) -> np.ndarray:
 
 def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
                        knn: Optional[np.ndarray] = None, query_chunk: int = 256,
-                       device: Optional[str] = None) -> Iterator[Tuple[slice, np.ndarray]]:
+                       device: Optional[str] = None, knn_backend: str = "exact") -> Iterator[Tuple[slice, np.ndarray]]:
     """Yield (query slice, re-ranked (B, G) distances), one block of queries at a time.
 
     `knn` may be precomputed (N x >= max(k1 + 1, k2) neighbour indices over the concatenated query + gallery,
     nearest first, self included) by any k-NN library; the row maxima are then computed here in chunks.
+    Otherwise `knn_backend` finds them: "exact" (ours) or "faiss" (the `faiss` extra); the results are identical.
     """
     qf = check_features("query", qf).float()
     gf = check_features("gallery", gf).float()
@@ -89,10 +90,10 @@ def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int
         raise ValueError(f"re-ranking: need 1 <= k1 < N and 1 <= k2 <= N for N = {n} samples, got k1={k1}, k2={k2}")
     k = max(k1 + 1, k2)
     if knn is None:
-        knn, row_max = nearest_neighbours(x, k)
+        knn, row_max = nearest_neighbours(x, k, backend=knn_backend)
     else:
         knn = np.asarray(knn)[:, :k]
-        _, row_max = nearest_neighbours(x, 1)
+        row_max = row_maxima(x)
     v = sparse_v(x, knn, row_max, k1)
     if k2 != 1:  # local query expansion: average V over the k2 nearest neighbours
         qe = sp.csr_matrix((np.full(n * k2, 1.0 / k2), (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())),
@@ -109,9 +110,9 @@ def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int
 
 
 def k_reciprocal_rerank(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-                        knn: Optional[np.ndarray] = None) -> np.ndarray:
+                        knn: Optional[np.ndarray] = None, knn_backend: str = "exact") -> np.ndarray:
     """Re-ranked (Q, G) distance matrix (for small sets; use `iter_rerank_chunks` to stream large ones)."""
     out = np.empty((len(qf), len(gf)), dtype=np.float32)
-    for qsl, block in iter_rerank_chunks(qf, gf, k1, k2, lambda_value, knn):
+    for qsl, block in iter_rerank_chunks(qf, gf, k1, k2, lambda_value, knn, knn_backend=knn_backend):
         out[qsl] = block
     return out
