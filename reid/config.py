@@ -15,137 +15,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from .config_names import apply_aliases, canonical_key, find_config
+from .config_schema import CHOICES, DEFAULTS, OPEN_SECTIONS, RANGES, RESUME_SAFE_PREFIXES  # noqa: F401 (re-exported)
 
 PathLike = Union[str, Path]
 
 
 class ConfigError(ValueError):
     """A config file, key or value that cannot be used."""
-
-
-# Sections whose content is free-form (passed as keyword arguments to a component that validates it itself).
-OPEN_SECTIONS = {"data.kwargs", "transforms", "model.horde", "loss.terms", "test.dataset_kwargs"}
-
-DEFAULTS: Dict[str, Any] = {
-    "seed": 0,
-    "output_dir": "runs/default",
-    "data": {
-        "dataset": "synthetic",
-        "root": "datasets",
-        "kwargs": {},  # dataset-specific: split_id, protocol, labeled, distractors, attributes, ...
-        "p": 16,  # identities per batch
-        "k": 4,  # images per identity
-        "sampler": "pk",  # pk (P ids x K images) | darkrank (P*K//4 cross-camera pairs + singles; reid.data.sampler)
-        "num_workers": 2,  # worker processes of the albumentations pipeline (the tensor pipeline needs none)
-        "pipeline": "tensor",  # tensor (decoded-image cache + batched augmentation) | albumentations (per file)
-        "cache_dir": None,  # decoded-image cache: None = <data.root>/.reid_cache, or <output_dir>/cache when the
-        # data root is read-only; "off" = decode into memory, no file
-        "cache_max_gb": 8.0,  # a split whose decoded images exceed this falls back to the albumentations pipeline
-        "test_batch_size": 128,
-        "on_error": "raise",  # unreadable images: raise | skip
-    },
-    "transforms": {},  # keys of reid.data.transforms.build_transforms (height, width, pad, hflip, ...)
-    "model": {
-        "backbone": "resnet50",
-        "pretrained": "none",  # none | imagenet | path to a state dict
-        "last_stride": 1,
-        "pooling": "avg",
-        "embedding_dim": None,
-        "bn_neck": False,
-        "classifier": None,  # None | linear | large_margin
-        "margin": 3,
-        "horde": None,
-    },
-    "loss": {
-        # Each term: {name, weight, input?, teacher_input?, **params}; see reid.losses.CombinedLoss.
-        "terms": [{"name": "triplet", "weight": 1.0}],
-        "density_features": "pooled",  # which output D0 is measured on (density adaptivity)
-        "density_d0": "start",  # D0 measured on: start (the network before training) | path to a checkpoint
-        "density_init": "constant",  # alpha_c init: constant (alpha_init, 0.5) | start | checkpoint path (measured)
-    },
-    "optim": {
-        "name": "adam",  # sgd | adam | adamw
-        "lr": 3.5e-4,
-        "weight_decay": 5e-4,
-        "momentum": 0.9,
-        "nesterov": False,
-        "loss_lr": None,  # lr of loss parameters (e.g. density alpha_c); None = same as lr
-        "loss_weight_decay": 0.0,
-        "clip_grad": None,  # max gradient norm
-    },
-    "schedule": {
-        "name": "multistep",  # constant | multistep | constant_exp | warmup_cosine
-        "milestones": [40, 70],
-        "gamma": 0.1,
-        "warmup_epochs": 0,
-        "warmup_factor": 0.01,
-        "decay_start": 75,  # constant_exp: constant until this epoch ...
-        "decay_end": 800,  # ... then exponential decay reaching final_factor here
-        "final_factor": 0.001,
-        "min_lr_factor": 0.0,  # warmup_cosine floor
-    },
-    "train": {
-        "epochs": 60,
-        "iters_per_epoch": None,  # None = the sampler's natural epoch
-        "amp": True,  # only takes effect on CUDA
-        "channels_last": True,  # NHWC convolutions: faster on CUDA and with oneDNN on the CPU (BENCHMARKS.md)
-        "eval_every": 10,
-        "flip_test": False,
-        "log_every": 20,
-        "checkpoint_every": 1,
-        "device": "auto",  # auto | cpu | cuda | cuda:N
-        "threads": None,  # torch CPU threads; None = torch default
-        "projector_samples": 200,  # TensorBoard embedding projector sample size (0 = off)
-        "ranklist_queries": 4,  # queries drawn in the TensorBoard rank-list image (0 = off)
-    },
-    "distill": {
-        "teacher_config": None,
-        "teacher_checkpoint": None,
-    },
-    "test": {
-        "metric": "euclidean",  # euclidean | cosine
-        "ap": "mean",  # mean | official
-        "empty": "skip",  # skip | zero
-        "rerank": False,
-        "k1": 20,
-        "k2": 6,
-        "lambda_value": 0.3,
-        "multi_query": None,  # None | mean | max
-        "protocol": "market",  # market | single-shot
-        "trials": 10,
-        "high_order": False,
-        "max_rank": 50,
-        "dataset_kwargs": {},
-    },
-}
-
-CHOICES: Dict[str, Tuple[Any, ...]] = {
-    "data.on_error": ("raise", "skip"),
-    "data.sampler": ("pk", "darkrank"),
-    "data.pipeline": ("tensor", "albumentations"),
-    "model.pooling": ("avg", "gem", "max"),
-    "model.classifier": (None, "linear", "large_margin"),
-    "optim.name": ("sgd", "adam", "adamw"),
-    "schedule.name": ("constant", "multistep", "constant_exp", "warmup_cosine"),
-    "test.metric": ("euclidean", "cosine"),
-    "test.ap": ("mean", "official"),
-    "test.empty": ("skip", "zero"),
-    "test.multi_query": (None, "mean", "max"),
-    "test.protocol": ("market", "single-shot"),
-}
-
-# Numeric keys with a valid range (low, high; None = unbounded): a value outside is refused when the config is
-# read, naming key and value, instead of failing deep inside the sampler or optimiser.
-RANGES: Dict[str, Tuple[Optional[float], Optional[float]]] = {
-    "data.p": (1, None),
-    "data.k": (1, None),
-    "data.num_workers": (0, None),
-    "data.test_batch_size": (1, None),
-    "optim.lr": (0, None),
-    "optim.weight_decay": (0, None),
-    "optim.loss_lr": (0, None),
-    "optim.loss_weight_decay": (0, None),
-}
 
 
 def _check_range(key: str, value: Any) -> None:
@@ -170,27 +46,6 @@ def check_transforms(config: Mapping[str, Any]) -> None:
             close = difflib.get_close_matches(str(name), list(TRANSFORM_KEYS), n=1, cutoff=0.5)
             hint = f"; did you mean 'transforms.{close[0]}'?" if close else ""
             raise ConfigError(f"unknown config key 'transforms.{name}'{hint} (valid: {', '.join(TRANSFORM_KEYS)})")
-
-
-# Keys that may change between a run and its resume without invalidating the saved state.
-RESUME_SAFE_PREFIXES = (
-    "output_dir",
-    "train.epochs",
-    "train.eval_every",
-    "train.log_every",
-    "train.checkpoint_every",
-    "train.device",
-    "train.threads",
-    "train.projector_samples",
-    "train.ranklist_queries",
-    "train.flip_test",
-    "data.num_workers",
-    "data.cache_dir",
-    "data.cache_max_gb",
-    "data.test_batch_size",
-    "data.root",
-    "test.",
-)
 
 
 def _type_name(value: Any) -> str:
