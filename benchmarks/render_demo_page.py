@@ -98,9 +98,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     chromium = find_chromium(args.chromium)
     if chromium is None:  # checked first: without a browser nothing below is worth computing
-        print("error: Chromium not found (tried --chromium, " + ", ".join(CHROMIUM_NAMES) + " on PATH and "
-              "/usr/bin/chromium); install it (e.g. apt-get install chromium) or pass --chromium PATH",
-              file=sys.stderr)
+        tried = (f"--chromium {args.chromium}" if args.chromium
+                 else ", ".join(CHROMIUM_NAMES) + " on PATH and /usr/bin/chromium")
+        print(f"error: Chromium not found (tried {tried}); install it (e.g. apt-get install chromium) or pass "
+              "--chromium PATH", file=sys.stderr)
         return 2
     width, height = (int(v) for v in args.size.split(","))
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network
