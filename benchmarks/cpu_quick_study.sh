@@ -9,6 +9,7 @@
 # SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead (single query only).
 # PIPELINE=albumentations ... trains with the per-file pipeline of earlier releases (runs/quick_<name>_albu[_seedN]),
 # for the old-vs-new data path comparison (default: the tensor pipeline). EVAL=single: single query only.
+# EXTRA="key=value ..." adds config overrides (e.g. train.channels_last=false: the old path's NCHW model on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${1:?usage: cpu_quick_study.sh MARKET_ROOT [run ...]}"
@@ -34,7 +35,7 @@ for run in "${RUNS[@]}"; do
         [ -f "$out/checkpoint.pth" ] && resume=(--resume)
         echo "== $run (seed $SEED) -> $out ${resume[*]:-} $(date +%T)"
         /usr/bin/time -v python tools/train.py --no-progress "${resume[@]}" --config "configs/cpu_quick/$run.yaml" \
-            "data.root=$ROOT" "seed=$SEED" "output_dir=$out" "data.pipeline=$PIPELINE" \
+            "data.root=$ROOT" "seed=$SEED" "output_dir=$out" "data.pipeline=$PIPELINE" ${EXTRA:-} \
             train.eval_every=0 train.projector_samples=0 2>> "$out.time.log" | tail -4
         grep -E "Elapsed|Maximum resident" "$out.time.log"
     fi
