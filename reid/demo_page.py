@@ -78,8 +78,8 @@ def write_demo_page(path: Union[str, Path], title: str, summary: Sequence[Tuple[
                          f"<img src='{href(r.target)}' loading='lazy' alt='rank {r.rank}' "
                          f"style='border-color:{ROLE_CSS[r.role]}'></a>#{r.rank} {r.distance:.{decimals}f}{mark}"
                          f"</div>")
-        parts.append(f"</div><a href='{href(e.ranklist)}'><img class='ranklist' src='{href(e.ranklist)}' "
-                     f"alt='rank list of {_escape(e.name)}'></a>")
+        # The strip above already shows the rank list: the PNG (for sharing) is linked, not shown a second time.
+        parts.append(f"</div><p><a href='{href(e.ranklist)}'>rank list as one image (PNG)</a></p>")
         parts.append("<table><tr><th>rank</th><th>image</th><th>distance</th><th>id / camera</th><th>protocol</th>"
                      + ("<th>threshold</th>" if threshold is not None else "") + "</tr>")
         for r in e.rows:

@@ -47,6 +47,7 @@ def test_demo_end_to_end(tiny_checkpoint, gallery, tmp_path, capsys):
     assert len(pngs) == 1
     html = (out / "index.html").read_text()
     assert pngs[0].name in html and query.name.split(".")[0] in html
+    assert "<img class='ranklist'" not in html and f"href='{pngs[0].name}'" in html  # linked, not shown twice
     # Legible: a wide strip of query + 5 thumbnails, not blank.
     image = cv2.imread(str(pngs[0]))
     assert image.shape[1] > image.shape[0] * 2 and image.std() > 10
