@@ -81,6 +81,12 @@ def main() -> None:
     parser.add_argument("--nprobe", default="16,32,64", help="comma-separated nprobe values to measure")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--index", choices=["ivf", "hnsw"], default="ivf",
+                        help="ivf: IVF with fp16 vectors (--nlist, --nprobe); hnsw: HNSW graph over PCA-reduced "
+                             "vectors (--reduce, --hnsw-m; --ef takes the place of --nprobe)")
+    parser.add_argument("--reduce", type=int, default=256, help="hnsw: PCA dimensions (0 = none)")
+    parser.add_argument("--hnsw-m", type=int, default=32, help="hnsw: links per node")
+    parser.add_argument("--ef", default="64,128,256", help="hnsw: comma-separated efSearch values to measure")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
@@ -103,21 +109,35 @@ def main() -> None:
     print(f"exact top-{args.k}: {result['exact_ms_per_query_batched']} ms/query (batched torch scan)")
 
     t = time.perf_counter()
-    index = FaissIndex(gallery, kind="ivf", nlist=args.nlist or None, fp16=True, seed=args.seed)
-    result["build_s"] = round(time.perf_counter() - t, 1)
-    result["nlist"] = index.nlist
-    # 1 = equal lists; the vectors one query scans are ~ nprobe * n / nlist * this factor
-    result["list_imbalance"] = round(float(index.index.invlists.imbalance_factor()), 3)
-    codes = args.n * args.dim * 2 + args.n * 8  # fp16 codes + int64 ids in the inverted lists
-    result["memory_gib"] = {"index": round((codes + index.nlist * args.dim * 4) / 2**30, 2),
-                            "gallery_fp16_for_reordering": round(gallery.nbytes / 2**30, 2)}
-    print(f"IVF{index.nlist},SQfp16 trained + added in {result['build_s']} s; index {result['memory_gib']['index']} "
-          f"GiB + fp16 gallery {result['memory_gib']['gallery_fp16_for_reordering']} GiB for the exact re-ordering; "
-          f"list imbalance {result['list_imbalance']}")
+    if args.index == "hnsw":
+        index = FaissIndex(gallery, kind="hnsw", reduce=args.reduce or None, hnsw_m=args.hnsw_m, seed=args.seed)
+        result["build_s"] = round(time.perf_counter() - t, 1)
+        dim = args.reduce or args.dim
+        graph = args.n * args.hnsw_m * 2 * 4  # about 2 M int32 links per node on level 0
+        result["index"] = f"PCA{dim},HNSW{args.hnsw_m}"
+        result["memory_gib"] = {"index": round((args.n * dim * 4 + graph) / 2**30, 2),
+                                "gallery_fp16_for_reordering": round(gallery.nbytes / 2**30, 2)}
+        settings = [("ef", int(v)) for v in args.ef.split(",")]
+    else:
+        index = FaissIndex(gallery, kind="ivf", nlist=args.nlist or None, fp16=True, seed=args.seed)
+        result["build_s"] = round(time.perf_counter() - t, 1)
+        result["nlist"] = index.nlist
+        result["index"] = f"IVF{index.nlist},SQfp16"
+        # 1 = equal lists; the vectors one query scans are ~ nprobe * n / nlist * this factor
+        result["list_imbalance"] = round(float(index.index.invlists.imbalance_factor()), 3)
+        codes = args.n * args.dim * 2 + args.n * 8  # fp16 codes + int64 ids in the inverted lists
+        result["memory_gib"] = {"index": round((codes + index.nlist * args.dim * 4) / 2**30, 2),
+                                "gallery_fp16_for_reordering": round(gallery.nbytes / 2**30, 2)}
+        settings = [("nprobe", int(v)) for v in args.nprobe.split(",")]
+    print(f"{result['index']} trained + added in {result['build_s']} s; index {result['memory_gib']['index']} "
+          f"GiB + fp16 gallery {result['memory_gib']['gallery_fp16_for_reordering']} GiB for the exact re-ordering")
 
     result["runs"] = []
-    for nprobe in [int(v) for v in args.nprobe.split(",")]:
-        index.index.nprobe = min(nprobe, index.nlist)
+    for name, value in settings:
+        if name == "ef":
+            index.index.hnsw.efSearch = value
+        else:
+            index.index.nprobe = min(value, index.nlist)
         index.search(queries[:2], args.k)  # warm-up
         single = []
         found = np.empty((args.queries, args.k), dtype=np.int64)
@@ -129,11 +149,11 @@ def main() -> None:
         index.search(queries, args.k)
         batched = (time.perf_counter() - t) / args.queries
         recall = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(truth, found)]))
-        run = {"nprobe": nprobe, "ms_per_query_single_median": round(1000 * float(np.median(single)), 2),
+        run = {name: value, "ms_per_query_single_median": round(1000 * float(np.median(single)), 2),
                "ms_per_query_single_p95": round(1000 * float(np.percentile(single, 95)), 2),
                "ms_per_query_batched": round(1000 * batched, 2), f"recall@{args.k}": round(recall, 4)}
         result["runs"].append(run)
-        print(f"nprobe {nprobe:>4}: {run['ms_per_query_single_median']:7.2f} ms/query one at a time (p95 "
+        print(f"{name} {value:>4}: {run['ms_per_query_single_median']:7.2f} ms/query one at a time (p95 "
               f"{run['ms_per_query_single_p95']:.2f}), {run['ms_per_query_batched']:7.2f} ms/query batched, "
               f"recall@{args.k} {recall:.4f}")
     result["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)

@@ -293,8 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/demo", help="output folder (rank lists, index.html, feature cache); "
                         "new, empty, or made by an earlier demo run")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out the demo did not make")
-    parser.add_argument("--backend", choices=["exact", "faiss", "faiss-ivf"], default="exact",
-                        help="gallery search: exact (torch), faiss (exact, same neighbours) or faiss-ivf "
+    parser.add_argument("--backend", choices=["exact", "faiss", "faiss-ivf", "faiss-hnsw"], default="exact",
+                        help="gallery search: exact (torch), faiss (exact, same neighbours), faiss-ivf or faiss-hnsw "
                              "(approximate, for very large galleries); faiss needs pip install 'reid[faiss]'")
     parser.add_argument("--threshold", help="mark matches below this distance as the same person: a number, or the "
                         "verification.json of tools/test.py --verification")

@@ -91,8 +91,9 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
     """Rank the gallery for each query: (indices (Q, k), distances (Q, k)), nearest first, ties by gallery index.
 
     Distances are squared Euclidean (float64, exact), or the k-reciprocal re-ranked distance (Zhong et al. 2017)
-    with `rerank`. `backend`: "exact" (torch), "faiss" (exact flat index: the same neighbours) or "faiss-ivf"
-    (approximate, for galleries of millions); `index` reuses a prebuilt `reid.search_backends.FaissIndex`.
+    with `rerank`. `backend`: "exact" (torch), "faiss" (exact flat index: the same neighbours), "faiss-ivf" or
+    "faiss-hnsw" (approximate, for galleries of millions); `index` reuses a prebuilt
+    `reid.search_backends.FaissIndex`.
     """
     from .search_backends import BACKENDS, FaissIndex, exact_search
 
@@ -123,7 +124,7 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
     if backend == "exact":
         return exact_search(q, g, topk)
     if index is None:
-        index = FaissIndex(g.numpy(), kind="flat" if backend == "faiss" else "ivf")
+        index = FaissIndex(g.numpy(), kind={"faiss": "flat", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}[backend])
     return index.search(q, topk)
 
 

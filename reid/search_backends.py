@@ -4,8 +4,10 @@ Every backend returns neighbours in one order: exact float64 squared Euclidean d
 Candidates come from float32 (or fp16-stored) distances with a margin of extra ones, and their order is then
 settled in float64, because float32 distances of high-dimensional features crowd together closer than float32 can
 separate: without this, two correct implementations (ours, faiss's BLAS) disagree on near-ties. Exact flat faiss
-search therefore returns the same neighbours as the torch search; IVF trades recall for speed on galleries of
-millions (`benchmarks/faiss_search.py`).
+search therefore returns the same neighbours as the torch search; IVF and HNSW trade recall for speed on galleries
+of millions (`benchmarks/faiss_search.py`). HNSW runs on PCA-reduced vectors (`reduce`, default 256 dims): a
+graph over 2048-d vectors costs 8x more memory and distance work, and the exact re-ordering of the candidates in
+the full dimension restores the order the reduction blurs.
 
 faiss is imported only when a faiss backend is asked for: `pip install reid[faiss]` (faiss-cpu).
 """
@@ -17,7 +19,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 import torch
 
-BACKENDS = ("exact", "faiss", "faiss-ivf")
+BACKENDS = ("exact", "faiss", "faiss-ivf", "faiss-hnsw")
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 
@@ -84,24 +86,39 @@ def exact_search(query: torch.Tensor, gallery: torch.Tensor, k: int, extra: int 
 
 
 class FaissIndex:
-    """A faiss index over gallery features: `kind="flat"` (exact) or `"ivf"` (inverted lists, approximate).
+    """A faiss index over gallery features: `kind="flat"` (exact), `"ivf"` (inverted lists) or `"hnsw"` (a graph
+    over PCA-reduced vectors), the last two approximate.
 
     `fp16=True` stores IVF vectors as float16 (half the memory of float32; 1M x 2048-d is 4 GiB). The gallery
-    array is kept by reference for the exact float64 refinement of the candidates.
+    array is kept by reference for the exact float64 refinement of the candidates. HNSW: `reduce` PCA dimensions
+    (None = no reduction), `hnsw_m` links per node, `ef_search` the search breadth (recall vs time).
     """
 
     def __init__(self, gallery: ArrayLike, kind: str = "flat", nlist: Optional[int] = None, nprobe: int = 32,
-                 fp16: bool = True, extra: int = 8, seed: int = 0, add_chunk: int = 65536) -> None:
+                 fp16: bool = True, extra: int = 8, seed: int = 0, add_chunk: int = 65536,
+                 reduce: Optional[int] = 256, hnsw_m: int = 32, ef_search: int = 128) -> None:
         faiss = import_faiss()
-        if kind not in ("flat", "ivf"):
-            raise ValueError(f"FaissIndex kind: expected 'flat' or 'ivf', got {kind!r}")
+        if kind not in ("flat", "ivf", "hnsw"):
+            raise ValueError(f"FaissIndex kind: expected 'flat', 'ivf' or 'hnsw', got {kind!r}")
         g = gallery if isinstance(gallery, np.ndarray) else _as_numpy(gallery)
         if g.ndim != 2 or len(g) == 0:
             raise ValueError(f"FaissIndex: gallery features must be a non-empty (N, D) array, got {g.shape}")
         self.gallery, self.kind, self.extra = g, kind, int(extra)
         n, dim = g.shape
+        self.pca = None
         if kind == "flat":
             self.index = faiss.IndexFlatL2(dim)
+        elif kind == "hnsw":
+            if reduce and reduce < dim:
+                self.pca = faiss.PCAMatrix(dim, int(reduce))
+                rng = np.random.default_rng(seed)
+                sample = np.sort(rng.choice(n, size=min(n, 100_000), replace=False))
+                self.pca.train(np.ascontiguousarray(g[sample], dtype=np.float32))
+                dim = int(reduce)
+            self.index = faiss.IndexHNSWFlat(dim, int(hnsw_m), faiss.METRIC_L2)
+            self.index.hnsw.efSearch = int(ef_search)
+            # the reduced space blurs near-ties: more candidates go to the exact re-ordering
+            self.extra = max(self.extra, 4 * 10)
         else:
             # ~sqrt(N) lists: k-means training costs (points x lists x dim), so 1M x 2048-d trains in minutes on
             # 2 cores; each list keeps enough training points (faiss warns below 39 per centroid)
@@ -118,14 +135,18 @@ class FaissIndex:
             self.index.train(np.ascontiguousarray(g[sample], dtype=np.float32))
             self.index.nprobe = int(min(nprobe, self.nlist))
         for s in range(0, n, add_chunk):  # float32 copies one chunk at a time (fp16 galleries stay fp16)
-            self.index.add(np.ascontiguousarray(g[s:s + add_chunk], dtype=np.float32))
+            self.index.add(self._vectors(g[s:s + add_chunk]))
+
+    def _vectors(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return x if self.pca is None else self.pca.apply_py(x)
 
     def search(self, query: ArrayLike, k: int, refine_exact: bool = True) -> Tuple[np.ndarray, np.ndarray]:
         """(Q, k) gallery indices and squared distances, nearest first (float64 exact distances when refined)."""
         q = np.ascontiguousarray(_as_numpy(query), dtype=np.float32)
         k = min(int(k), len(self.gallery))
         m = min(len(self.gallery), k + self.extra) if refine_exact else k
-        dist, idx = self.index.search(q, m)
+        dist, idx = self.index.search(self._vectors(q), m)
         if not refine_exact:
             return idx.astype(np.int64), dist.astype(np.float64)
         return refine(q, self.gallery, idx.astype(np.int64), k)

@@ -79,4 +79,27 @@ def test_faiss_ivf_recall_against_exact_and_prebuilt_index():
     assert recall >= 0.95
     assert np.all(np.diff(ivf_d, axis=1) >= 0)  # refined: nearest first
     with pytest.raises(ValueError, match="kind"):
-        FaissIndex(g.numpy(), kind="hnsw")
+        FaissIndex(g.numpy(), kind="lsh")
+
+
+@needs_faiss
+def test_faiss_hnsw_over_pca_recall_against_exact():
+    from reid.search_backends import exact_search
+
+    gen = torch.Generator().manual_seed(3)
+    centres = torch.randn(300, 128, generator=gen)
+    gallery = torch.nn.functional.normalize(centres.repeat_interleave(10, 0)
+                                            + 0.6 * torch.randn(3000, 128, generator=gen), dim=1)
+    query = torch.nn.functional.normalize(centres[:40] + 0.6 * torch.randn(40, 128, generator=gen), dim=1)
+    exact_idx, exact_dist = exact_search(query, gallery, 10)
+    index = FaissIndex(gallery.numpy(), kind="hnsw", reduce=32, ef_search=128)
+    idx, dist = index.search(query.numpy(), 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_idx.tolist(), idx.tolist())])
+    assert recall >= 0.95
+    # candidates are re-ordered by exact float64 distance: found neighbours carry their exact distances
+    found = idx[0] >= 0
+    d_exact = ((gallery.double()[idx[0][found]] - query.double()[0]) ** 2).sum(1).numpy()
+    np.testing.assert_allclose(dist[0][found], d_exact, rtol=0, atol=1e-12)
+    assert np.all(np.diff(dist[0][found]) >= 0)
+    with pytest.raises(ValueError, match="'flat', 'ivf' or 'hnsw'"):
+        FaissIndex(gallery.numpy(), kind="lsh")
