@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reid.config import load_config  # noqa: E402
 from reid.data.datasets.base import DISTRACTOR_PID  # noqa: E402
 from reid.data.loader import build_test_loader  # noqa: E402
-from reid.engine.builders import build_dataset_from_config  # noqa: E402
+from reid.builders import build_dataset_from_config  # noqa: E402
 from reid.engine.evaluator import FeatureSet, evaluate_features, feature_set  # noqa: E402
 from reid.engine.tester import _multi_query_features, load_trained_model  # noqa: E402
 

@@ -12,7 +12,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reid.losses import LOSSES, build_loss, large_margin_logits  # noqa: E402
+from reid.losses import LOSSES, build_loss  # noqa: E402
+from reid.models import large_margin_logits  # noqa: E402
 
 SETUP = {  # (params, input kind)
     "softmax": ({}, "logits"), "large_margin_softmax": ({}, "logits"), "kd": ({}, "logits"),

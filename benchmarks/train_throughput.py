@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reid.config import load_config  # noqa: E402
-from reid.engine.builders import build_losses_from_config, build_model_from_config  # noqa: E402
+from reid.builders import build_losses_from_config, build_model_from_config  # noqa: E402
 from reid.engine.optim import build_optimizer  # noqa: E402
 
 

@@ -18,8 +18,8 @@ def _user_errors() -> tuple:
     global _USER_ERRORS
     if not _USER_ERRORS:
         from .config import ConfigError
-        from .engine.builders import MissingDatasetError
-        from .engine.checkpoint import CheckpointError
+        from .builders import MissingDatasetError
+        from .checkpoint import CheckpointError
 
         errors: List[type] = [ConfigError, MissingDatasetError, CheckpointError]
         try:
@@ -146,7 +146,7 @@ def load_test_config(config: Optional[str], checkpoint: str, overrides: Sequence
 
     if config is not None:
         return load_config(config, overrides)
-    from .engine.checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import CheckpointError, load_checkpoint
 
     stored = load_checkpoint(checkpoint).get("config")
     if not isinstance(stored, Mapping):

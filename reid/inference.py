@@ -28,8 +28,8 @@ class FeatureExtractor:
                  batch_size: int = 64, flip: bool = False) -> None:
         from .config import load_config
         from .data.transforms import build_transforms
-        from .engine.builders import build_model_from_config, resolve_device
-        from .engine.checkpoint import load_checkpoint, load_model_state
+        from .builders import build_model_from_config, resolve_device
+        from .checkpoint import load_checkpoint, load_model_state
 
         if checkpoint is None and config is None:
             raise ValueError("FeatureExtractor needs a checkpoint, a config, or both")

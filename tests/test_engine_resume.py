@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine_helpers import state_equal, tiny_config
-from reid.engine.checkpoint import CheckpointError
+from reid.checkpoint import CheckpointError
 from reid.engine.trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
 TERMS = [{"name": "softmax"}, {"name": "triplet"}]

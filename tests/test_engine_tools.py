@@ -11,8 +11,8 @@ import pytest
 
 from engine_helpers import config_file, tiny_config
 from reid import cli
-from reid.engine.builders import MissingDatasetError
-from reid.engine.checkpoint import CheckpointError
+from reid.builders import MissingDatasetError
+from reid.checkpoint import CheckpointError
 from reid.engine.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

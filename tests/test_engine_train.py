@@ -8,7 +8,7 @@ import torch
 
 from engine_helpers import config_file, fixed_batch_loss, tiny_config
 from reid.config import load_config
-from reid.engine.builders import build_losses_from_config, build_model_from_config
+from reid.builders import build_losses_from_config, build_model_from_config
 from reid.engine.density_setup import setup_density
 from reid.engine.trainer import Trainer
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reid.engine.checkpoint import CheckpointError, save_checkpoint
+from reid.checkpoint import CheckpointError, save_checkpoint
 from reid.engine.density_setup import setup_density
 from reid.losses import CombinedLoss
 

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from reid.losses import build_loss, large_margin_logits
+from reid.losses import build_loss
+from reid.models import large_margin_logits
 
 
 def lsoftmax_naive(x, w, y, m, beta):

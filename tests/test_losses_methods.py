@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from reid.losses import (compute_class_densities, darkrank_loss, density_adaptivity_loss, horde_moments, hraml_loss,
-                         large_margin_logits, support_neighbor_loss)
+from reid.losses import (compute_class_densities, darkrank_loss, density_adaptivity_loss, hraml_loss,
+                         support_neighbor_loss)
+from reid.models import horde_moments, large_margin_logits
 from reid.losses import build_loss
 
 # The references read loss values that still carry gradients as Python floats, on purpose: torch warns about it.

@@ -134,7 +134,7 @@ def _dead_pid() -> int:
 
 
 def test_stale_checkpoint_temp_removed_on_next_save(tmp_path):
-    from reid.engine.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+    from reid.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 
     stale = tmp_path / f".checkpoint.pth.tmp{_dead_pid()}"
     stale.write_bytes(b"half a checkpoint")
@@ -155,7 +155,7 @@ def test_stale_checkpoint_temp_removed_on_next_save(tmp_path):
 def test_killed_checkpoint_write_leaves_no_temp_after_next_save(tmp_path):
     """A real kill -9 during torch.save leaves a temp file; the next process's save removes it."""
     script = ("import os, signal, torch, sys\n"
-              "from reid.engine import checkpoint\n"
+              "from reid import checkpoint\n"
               "def dying_save(obj, f):\n"
               "    open(f, 'wb').write(b'partial')\n"
               "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -166,14 +166,14 @@ def test_killed_checkpoint_write_leaves_no_temp_after_next_save(tmp_path):
     assert proc.returncode == -9
     leftovers = list(tmp_path.glob(".checkpoint.pth.tmp*"))
     assert len(leftovers) == 1 and not (tmp_path / "checkpoint.pth").exists()
-    from reid.engine.checkpoint import save_checkpoint
+    from reid.checkpoint import save_checkpoint
 
     save_checkpoint({"model": {}}, tmp_path / "checkpoint.pth")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth"]
 
 
 def test_unreadable_checkpoint_error_is_one_line_without_unsafe_advice(tmp_path):
-    from reid.engine.checkpoint import CheckpointError, load_checkpoint
+    from reid.checkpoint import CheckpointError, load_checkpoint
 
     junk = tmp_path / "checkpoint.pth"
     junk.write_bytes(b"not a checkpoint")

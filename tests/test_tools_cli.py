@@ -199,7 +199,7 @@ def test_high_order_is_read_and_refused_without_horde(tiny_checkpoint, tiny_mark
     from engine_helpers import tiny_config
     from reid import cli
     from reid.engine import tester
-    from reid.engine.builders import build_model_from_config
+    from reid.builders import build_model_from_config
 
     assert cli.test_main(["--checkpoint", str(tiny_checkpoint), "test.high_order=true"]) == 2
     assert "test.high_order is true" in capsys.readouterr().err

@@ -29,6 +29,7 @@ from .image_io import ImageReadError, read_image
 
 FORMAT_VERSION = 1  # bump when the stored content changes (interpolation, layout)
 PathLike = Union[str, Path]
+BadFiles = List[Tuple[int, str]]  # (row, reason) of the files that could not be decoded
 
 
 @dataclass
@@ -95,7 +96,7 @@ def decode_resized(path: str, height: int, width: int) -> np.ndarray:
 
 
 def load_or_build(paths: Sequence[str], height: int, width: int, cache_dir: PathLike, *, threads: int = 2,
-                  progress: Optional[Callable] = None, desc: str = "decoding") -> Tuple[DecodedImages, List[Tuple[int, str]]]:
+                  progress: Optional[Callable] = None, desc: str = "decoding") -> Tuple[DecodedImages, BadFiles]:
     """Memory-map the cached array for `paths` at `height x width`, decoding and storing it first if needed.
 
     Returns the images and the unreadable files as `(index, reason)`; their rows are zero and the caller applies
@@ -130,7 +131,7 @@ def load_or_build(paths: Sequence[str], height: int, width: int, cache_dir: Path
 
 
 def decode_in_memory(paths: Sequence[str], height: int, width: int, *, threads: int = 2,
-                     progress: Optional[Callable] = None, desc: str = "decoding") -> Tuple[DecodedImages, List[Tuple[int, str]]]:
+                     progress: Optional[Callable] = None, desc: str = "decoding") -> Tuple[DecodedImages, BadFiles]:
     """The same array without a cache file (small splits, or when the cache is off)."""
     out = np.zeros((len(paths), height, width, 3), np.uint8)
     bad = _decode_into(out, paths, height, width, threads, progress, desc)
@@ -138,7 +139,7 @@ def decode_in_memory(paths: Sequence[str], height: int, width: int, *, threads: 
 
 
 def _decode_into(out: np.ndarray, paths: Sequence[str], height: int, width: int, threads: int,
-                 progress: Optional[Callable], desc: str) -> List[Tuple[int, str]]:
+                 progress: Optional[Callable], desc: str) -> BadFiles:
     def one(i: int) -> Optional[Tuple[int, str]]:
         try:
             out[i] = decode_resized(paths[i], height, width)
@@ -187,7 +188,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def decode_split(paths: Sequence[str], height: int, width: int, *, cache_dir: Optional[PathLike],
                  max_gb: float, threads: int = 2, progress: Optional[Callable] = None,
-                 desc: str = "decoding") -> Tuple[Optional[DecodedImages], List[Tuple[int, str]]]:
+                 desc: str = "decoding") -> Tuple[Optional[DecodedImages], BadFiles]:
     """A split's decoded images under the run's cache policy, or `(None, [])` when they exceed `max_gb`.
 
     `cache_dir=None` decodes into memory without writing a cache file.

@@ -42,8 +42,10 @@ class TrainingData:
             monitor.log("transforms.random_resized_crop has no batched form: using the albumentations pipeline")
             self.pipeline = "albumentations"
         cache_dir = self.data["cache_dir"]
-        self.cache_dir: Optional[Path] = (None if cache_dir == "off" else
-                                          Path(cache_dir) if cache_dir else default_cache_dir(self.data["root"], run_dir))
+        if cache_dir == "off":
+            self.cache_dir: Optional[Path] = None
+        else:
+            self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.data["root"], run_dir)
         self.decoded: Dict[str, DecodedImages] = {}
 
     def _decode(self, samples: Sequence[Any], split: str) -> List[tuple]:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import torch
 
 from ..progress import progress
-from .checkpoint import CheckpointError, load_checkpoint, load_model_state
+from ..checkpoint import CheckpointError, load_checkpoint, load_model_state
 
 START, CONSTANT = "start", "constant"
 

@@ -7,8 +7,8 @@ from typing import Any, Dict, Optional, Union
 import torch
 
 from ..config import load_config
-from .builders import build_model_from_config
-from .checkpoint import CheckpointError, load_checkpoint, load_model_state
+from ..builders import build_model_from_config
+from ..checkpoint import CheckpointError, load_checkpoint, load_model_state
 
 
 class Teacher(torch.nn.Module):

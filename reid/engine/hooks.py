@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .checkpoint import save_checkpoint
+from ..checkpoint import save_checkpoint
 from .density_setup import setup_density
 from .evaluator import evaluate_features, feature_set
 

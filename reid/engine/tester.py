@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
-from .builders import build_dataset_from_config, build_model_from_config, resolve_device
-from .checkpoint import load_checkpoint, load_model_state
+from ..builders import build_dataset_from_config, build_model_from_config, resolve_device
+from ..checkpoint import load_checkpoint, load_model_state
 from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups, ranked_gallery
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ import torch
 from ..config import ConfigError, resume_conflicts, save_config
 from ..progress import progress as progress_bar
 from . import distributed
-from .builders import (build_dataset_from_config, build_losses_from_config, build_model_from_config,
+from ..builders import (build_dataset_from_config, build_losses_from_config, build_model_from_config,
                        resolve_device, train_samples)
-from .checkpoint import (CheckpointError, capture_rng_states, load_checkpoint, load_model_state,
+from ..checkpoint import (CheckpointError, capture_rng_states, load_checkpoint, load_model_state,
                          restore_rng_states, save_checkpoint)
 from .hooks import Hook, default_hooks
 from .monitor import Monitor
@@ -159,7 +159,8 @@ class Trainer:
         conflicts = resume_conflicts(state.get("config", {}), self.cfg)
         if conflicts:
             raise CheckpointError(
-                f"cannot resume {self.checkpoint_path}: the config changed in ways that matter: " + "; ".join(conflicts))
+                f"cannot resume {self.checkpoint_path}: the config changed in ways that matter: "
+                + "; ".join(conflicts))
         load_model_state(self.model, state["model"], str(self.checkpoint_path))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -9,9 +9,7 @@ from .combined import CombinedLoss
 from .darkrank import darkrank_loss
 from .density import compute_class_densities, density_adaptivity_loss
 from .hraml import hraml_loss
-from .identity import large_margin_logits
 from .support_neighbor import support_neighbor_loss
-from ..models.horde import horde_moments
 
 
 def build_loss(name: str, **params: Any) -> ReIDLoss:
@@ -20,5 +18,4 @@ def build_loss(name: str, **params: Any) -> ReIDLoss:
 
 
 __all__ = ["LOSSES", "ReIDLoss", "CombinedLoss", "build_loss", "darkrank_loss", "support_neighbor_loss",
-           "density_adaptivity_loss", "compute_class_densities", "hraml_loss", "horde_moments",
-           "large_margin_logits"]
+           "density_adaptivity_loss", "compute_class_densities", "hraml_loss"]

@@ -2,10 +2,11 @@
 from .backbones import BACKBONES, build_backbone
 from .heads import BNNeck, GeM, GlobalPool, LargeMarginClassifier, build_classifier, build_pooling
 from .horde import HighOrderPCA, HordeHead, horde_moments
+from .large_margin import large_margin_logits
 from .mlp import HRAMLEncoder
 from .model import ReIDModel, build_model
 from .weights import WeightsError, load_pretrained
 
 __all__ = ["BACKBONES", "build_backbone", "BNNeck", "GeM", "GlobalPool", "LargeMarginClassifier",
-           "build_classifier", "build_pooling", "HighOrderPCA", "HordeHead", "horde_moments",
+           "build_classifier", "build_pooling", "HighOrderPCA", "HordeHead", "horde_moments", "large_margin_logits",
            "HRAMLEncoder", "ReIDModel", "build_model", "WeightsError", "load_pretrained"]

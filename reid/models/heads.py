@@ -5,7 +5,7 @@
 - BN neck: a BatchNorm1d whose shift is frozen at 0 (Luo et al., "Bag of Tricks", CVPRW 2019), so the feature given to
   the classifier and the normalised test feature stay centred.
 - `LargeMarginClassifier`: L-Softmax (Liu et al., ICML 2016) with the annealing of the target logit that makes
-  training start; the margin itself is `reid.losses.large_margin_logits` (eq. 6 of the paper).
+  training start; the margin itself is `reid.models.large_margin.large_margin_logits` (eq. 6 of the paper).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Optional
 
 import torch
 from torch import nn
+
+from .large_margin import large_margin_logits
 
 POOLINGS = ("avg", "max", "gem")
 CLASSIFIERS = ("linear", "large_margin")
@@ -74,12 +76,13 @@ class BNNeck(nn.BatchNorm1d):
 class LargeMarginClassifier(nn.Module):
     """L-Softmax classifier head (Liu et al., ICML 2016): owns the class weights W (C, D), no bias.
 
-    Training (`labels` given): logits from `reid.losses.large_margin_logits(x, W, labels, m, beta)`, i.e. the target
-    logit becomes (beta ||W_y|| ||x|| cos(theta) + ||W_y|| ||x|| psi(theta)) / (1 + beta), psi from eq. 6. beta is
-    annealed per training forward as beta_t = max(beta_min, beta_start * (1 + gamma * t) ** -power), the schedule
-    form of the authors' released layer (base, gamma, power, lambda_min). Our defaults: beta_start = 1000 and
-    beta_min = 5 (the practice the paper describes), gamma = 1e-3 and power = 2, which reach the floor after about
-    13,000 iterations (beta = 250 at 1,000, 25 at 5,300); the paper gives no values for re-ID, so both are options.
+    Training (`labels` given): logits from `large_margin_logits(x, W, labels, m, beta)` (`large_margin.py`), i.e.
+    the target logit becomes (beta ||W_y|| ||x|| cos(theta) + ||W_y|| ||x|| psi(theta)) / (1 + beta), psi from
+    eq. 6. beta is annealed per training forward as beta_t = max(beta_min, beta_start * (1 + gamma * t) ** -power),
+    the schedule form of the authors' released layer (base, gamma, power, lambda_min). Our defaults:
+    beta_start = 1000 and beta_min = 5 (the practice the paper describes), gamma = 1e-3 and power = 2, which reach
+    the floor after about 13,000 iterations (beta = 250 at 1,000, 25 at 5,300); the paper gives no values for
+    re-ID, so both are options.
     The iteration counter is a buffer, so the schedule resumes from a checkpoint. The margin logits are computed
     in float32 even under autocast.
     Eval mode, or no labels: plain W^T x (the margin is a training device only).
@@ -111,7 +114,6 @@ class LargeMarginClassifier(nn.Module):
     def forward(self, x: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         if not self.training or labels is None:
             return x @ self.weight.T
-        from ..losses import large_margin_logits  # lazy: reid.losses imports reid.models
 
         beta = self.beta
         self.iteration += 1

@@ -76,7 +76,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         # Our checkpoints hold only tensors, numbers, strings and containers (RNG states are tensors/lists).
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types for corrupt files
-        from ..models.weights import load_error_reason
+        from .models.weights import load_error_reason
 
         raise CheckpointError(f"cannot read checkpoint {path}: {load_error_reason(exc)}") from None
     if not isinstance(state, dict) or "model" not in state:

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 
-from ..config import ConfigError
+from .config import ConfigError
 
 
 class MissingDatasetError(FileNotFoundError):
@@ -24,7 +24,7 @@ def build_dataset_from_config(cfg: Mapping[str, Any], **extra: Any):
 
     Names and options are checked before anything is read: an unknown dataset, an unknown option or a value the
     adapter rejects is a ConfigError naming the config key, so the CLI prints one line instead of a traceback."""
-    from ..data.datasets import DatasetError, build_dataset, dataset_options
+    from .data.datasets import DatasetError, build_dataset, dataset_options
 
     data = cfg["data"]
     kwargs = dict(data["kwargs"] or {})
@@ -54,7 +54,7 @@ def build_dataset_from_config(cfg: Mapping[str, Any], **extra: Any):
 
 def train_samples(dataset) -> List[Any]:
     """The training samples (junk removed); a DatasetError when there are none, since training cannot start."""
-    from ..data.datasets import DatasetError
+    from .data.datasets import DatasetError
 
     samples = [s for s in dataset.train if s.pid >= 0]
     if not samples:
@@ -65,9 +65,9 @@ def train_samples(dataset) -> List[Any]:
 
 
 def build_model_from_config(cfg: Mapping[str, Any], num_classes: Optional[int]) -> torch.nn.Module:
-    from ..models import build_model
+    from .models import build_model
 
-    from ..models.backbones import BACKBONES
+    from .models.backbones import BACKBONES
 
     model_cfg = copy.deepcopy(dict(cfg["model"]))
     if model_cfg.get("classifier") is not None:
@@ -96,7 +96,7 @@ def build_losses_from_config(cfg: Mapping[str, Any], num_classes: int, model: Op
                              teacher: Optional[torch.nn.Module] = None):
     """`CombinedLoss` from `loss.terms`; sizes a term needs (class count, student / teacher embedding dims for a
     FitNet regressor) are filled in from the run when the term does not give them."""
-    from ..losses import LOSSES, CombinedLoss
+    from .losses import LOSSES, CombinedLoss
 
     known = {"num_classes": num_classes,
              "student_dim": getattr(model, "embedding_dim", None),
