@@ -1,10 +1,15 @@
-"""Augmentation pipelines (albumentations) configured by the `transforms` section of a config."""
+"""Augmentation pipelines (albumentations) configured by the `transforms` section of a config.
+
+albumentations is imported only when a per-file pipeline is built: the tensor pipeline (`batch_augment`) needs
+only the parameters below, so training and testing on the decoded-image cache run where albumentations is not
+installed (the lent GPU machines cannot pip install).
+"""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
-import albumentations as A
-from albumentations.pytorch import ToTensorV2
+if TYPE_CHECKING:
+    import albumentations as A
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,6 +43,9 @@ def build_transforms(cfg: Optional[Mapping[str, Any]] = None, train: bool = True
     (albumentations ignores the global numpy/random seeds). Random erasing follows Zhong et al., "Random
     Erasing Data Augmentation" (AAAI 2020): one rectangle of 2-40% of the area per side range below.
     """
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
     c = resolve(cfg)
     h, w = int(c["height"]), int(c["width"])
     ops = []
