@@ -78,8 +78,8 @@ def test_bad_images_are_all_reported_before_training(pipeline, tiny_market, tmp_
     assert not (tmp_path / "run" / "checkpoint.pth").exists()
     skip = tiny_config(tmp_path / "skip", root, TERMS, MODEL, train={**TRAIN, "eval_every": 1},
                        data={"pipeline": pipeline, "on_error": "skip"})
-    with pytest.raises(ImageReadError, match=query.name):  # a bad query image is an error whatever the policy
-        Trainer(skip, progress=False)
+    with pytest.raises(ImageReadError, match=query.name), pytest.warns(UserWarning, match="leaving out 2"):
+        Trainer(skip, progress=False)  # a bad query image is an error whatever the policy
     query.unlink()  # without it the run trains on the remaining training images
     with pytest.warns(UserWarning, match="leaving out 2 unreadable"):
         trainer = Trainer(skip, progress=False)
