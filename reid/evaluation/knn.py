@@ -15,7 +15,7 @@ search for, come from `row_maxima` over the same float32 blocks as ours, so re-r
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Iterator, Tuple
 
 import numpy as np
 import torch
@@ -66,20 +66,30 @@ def _settle(x: torch.Tensor, cand: np.ndarray, k: int, use_numba: bool) -> np.nd
 def row_maxima(x: torch.Tensor, chunk: int = 1024) -> np.ndarray:
     """Each row's maximum squared distance (N,), from the very float32 blocks `nearest_neighbours` computes (same
     block pairs, same transposition), so it equals that function's row maxima bit for bit."""
+    row_max = torch.zeros(len(x), device=x.device)
+    for (s, e), (t, f), d in _symmetric_blocks(x, chunk):
+        row_max[s:e] = torch.maximum(row_max[s:e], d.max(1).values)
+        if t != s:
+            row_max[t:f] = torch.maximum(row_max[t:f], d.max(0).values)
+    return row_max.cpu().numpy()
+
+
+Span = Tuple[int, int]
+
+
+def _symmetric_blocks(x: torch.Tensor, chunk: int) -> Iterator[Tuple[Span, Span, torch.Tensor]]:
+    """The upper block triangle of the squared distance matrix: ((s, e), (t, f), float32 block) with t >= s; a
+    block on the diagonal gets exact zeros for the self-distances. Each block stands for itself and its transpose."""
     n = len(x)
     sq = squared_norms(x)
-    row_max = torch.zeros(n, device=x.device)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         for t in range(s, n, chunk):
             f = min(n, t + chunk)
             d = pairwise_distance(x[s:e], x[t:f], "euclidean", sq[t:f])
             if t == s:
-                d.fill_diagonal_(0)
-            row_max[s:e] = torch.maximum(row_max[s:e], d.max(1).values)
-            if t != s:
-                row_max[t:f] = torch.maximum(row_max[t:f], d.max(0).values)
-    return row_max.cpu().numpy()
+                d.fill_diagonal_(0)  # exact self-distance
+            yield (s, e), (t, f), d
 
 
 def _import_faiss() -> Any:
@@ -148,7 +158,6 @@ def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 
         return _settle(x, cand, k, use_numba), row_maxima(x, chunk)
     n = len(x)
     m = min(n, k + extra)
-    sq = squared_norms(x)
     compiled = _compiled(x, use_numba)
     best_d = torch.full((n, m), float("inf"), device=x.device)
     best_i = torch.zeros((n, m), dtype=torch.int64, device=x.device)
@@ -163,22 +172,16 @@ def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024, extra: int = 
 
     if compiled:  # numpy views: the compiled loops update the tensors in place
         bd, bi, rm = best_d.numpy(), best_i.numpy(), row_max.numpy()
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        for t in range(s, n, chunk):
-            f = min(n, t + chunk)
-            d = pairwise_distance(x[s:e], x[t:f], "euclidean", sq[t:f])
-            if t == s:
-                d.fill_diagonal_(0)  # exact self-distance
-            if compiled:
-                block = d.numpy()
-                _merge_rows_numba(block, t, bd[s:e], bi[s:e], rm[s:e])
-                if t != s:
-                    _merge_columns_numba(block, s, bd[t:f], bi[t:f], rm[t:f])
-            else:
-                merge(slice(s, e), d, t)
-                if t != s:
-                    merge(slice(t, f), d.T, s)
+    for (s, e), (t, f), d in _symmetric_blocks(x, chunk):
+        if compiled:
+            block = d.numpy()
+            _merge_rows_numba(block, t, bd[s:e], bi[s:e], rm[s:e])
+            if t != s:
+                _merge_columns_numba(block, s, bd[t:f], bi[t:f], rm[t:f])
+        else:
+            merge(slice(s, e), d, t)
+            if t != s:
+                merge(slice(t, f), d.T, s)
     cand = widen_crowded(x, best_i.cpu().numpy(), best_d.cpu().numpy(), k)
     return _settle(x, cand, k, use_numba), row_max.cpu().numpy()
 
