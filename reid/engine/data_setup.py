@@ -56,10 +56,11 @@ class TrainingData:
         decoded, bad = decode_split(paths, self.height, self.width, cache_dir=self.cache_dir,
                                     max_gb=float(self.data["cache_max_gb"]), threads=torch.get_num_threads(),
                                     progress=wrap, desc=f"decoding {split}")
-        if decoded is None:
+        if decoded is None:  # over budget: this split is read per file (training then uses albumentations)
             self.monitor.log(f"decoded {split} split exceeds data.cache_max_gb={self.data['cache_max_gb']}: "
-                             "using the albumentations pipeline")
-            self.pipeline = "albumentations"
+                             "reading it per file" + (" (albumentations pipeline)" if split == "train" else ""))
+            if split == "train":
+                self.pipeline = "albumentations"
             return check_images(paths)
         self.decoded[split] = decoded
         if decoded.file is not None:
