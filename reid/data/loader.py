@@ -126,8 +126,8 @@ def build_test_loader(samples: Sequence[Any], transform_cfg: Optional[Mapping[st
         return DecodedTestLoader(samples, decoded, transform_cfg, batch_size)
     dataset = ImageDataset(samples, build_transforms(transform_cfg, train=False))
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      worker_init_fn=_no_opencv_threads)
+                      worker_init_fn=no_opencv_threads)
 
 
-def _no_opencv_threads(worker_id: int) -> None:
+def no_opencv_threads(worker_id: int) -> None:
     cv2.setNumThreads(0)  # workers are the parallelism; OpenCV threads would oversubscribe the cores

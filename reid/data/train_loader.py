@@ -19,7 +19,7 @@ import torch
 
 from .batch_augment import BatchAugment
 from .cache import DecodedImages, decode_in_memory
-from .loader import BatchFields, ImageDataset, ImageReadError
+from .loader import BatchFields, ImageDataset, ImageReadError, no_opencv_threads
 from .sampler import PKSampler
 from .transforms import build_transforms, resolve
 
@@ -93,12 +93,6 @@ class SeededDataset(torch.utils.data.Dataset):
         return self.image_dataset[index]
 
 
-def _worker_init(worker_id: int) -> None:
-    import cv2
-
-    cv2.setNumThreads(0)  # workers are the parallelism; OpenCV threads would oversubscribe the cores
-
-
 class AlbumentationsTrainLoader:
     """Per-sample files + albumentations in DataLoader workers (persistent: no re-spawn each epoch)."""
 
@@ -110,7 +104,7 @@ class AlbumentationsTrainLoader:
         dataset = ImageDataset(samples, build_transforms(transform_cfg, train=True), on_error=on_error)
         self.loader = torch.utils.data.DataLoader(
             SeededDataset(dataset), batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory,
-            persistent_workers=num_workers > 0, worker_init_fn=_worker_init,
+            persistent_workers=num_workers > 0, worker_init_fn=no_opencv_threads,
             # Own generator: creating an iterator must not advance the global RNG (exact resume).
             generator=torch.Generator().manual_seed(seed))
 
