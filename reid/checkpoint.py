@@ -5,7 +5,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -104,6 +104,40 @@ def load_model_state(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
             parts.append(f"shape mismatches: {_short(mismatched)}")
         raise CheckpointError(f"checkpoint {source} does not fit the model ({'; '.join(parts)})")
     model.load_state_dict(state_dict)
+
+
+def load_model_from_checkpoint(checkpoint_path: PathLike,
+                               cfg: Optional[Union[PathLike, Mapping[str, Any]]] = None,
+                               device: Union[str, torch.device] = "cpu",
+                               num_classes: Optional[int] = None) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The one way to load a trained model: returns (model in eval mode on `device`, the config it was built from).
+
+    `cfg`: a config mapping or file; None takes the config embedded in the checkpoint (over the schema defaults).
+    The classifier is sized by the checkpoint's `num_classes` (`num_classes` only when the checkpoint has none).
+    `device`: "cpu", "cuda", "cuda:1", "auto" or a `torch.device`. Every failure is a `CheckpointError` naming the
+    file: missing or unreadable, not a reid checkpoint, a model of another backbone than the config builds, or
+    weights that do not fit (missing / unexpected / shape-mismatched keys).
+    """
+    from .builders import build_model_from_config, resolve_device
+    from .config import load_config, merge
+
+    state = load_checkpoint(checkpoint_path)
+    if cfg is None:
+        source = f"the config stored in {checkpoint_path}"
+        cfg = merge(load_config(), state.get("config") or {}, f"config stored in {checkpoint_path}")
+    elif isinstance(cfg, Mapping):
+        source, cfg = "the given config", dict(cfg)
+    else:
+        source, cfg = f"config {cfg}", load_config(cfg)
+    saved_model = (state.get("config") or {}).get("model") or {}
+    expected = cfg["model"]["backbone"]
+    if saved_model and saved_model.get("backbone") != expected:
+        raise CheckpointError(f"checkpoint {checkpoint_path} holds a '{saved_model.get('backbone')}' model but "
+                              f"{source} builds '{expected}'")
+    saved_classes = state.get("num_classes")
+    model = build_model_from_config(cfg, saved_classes if saved_classes is not None else num_classes)
+    load_model_state(model, state["model"], str(checkpoint_path))
+    return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), cfg
 
 
 def _short(items: List[str], limit: int = 8) -> str:

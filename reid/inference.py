@@ -26,30 +26,20 @@ class FeatureExtractor:
     def __init__(self, checkpoint: Optional[Union[str, Path]] = None,
                  config: Optional[Union[str, Path, Mapping[str, Any]]] = None, device: str = "auto",
                  batch_size: int = 64, flip: bool = False) -> None:
+        from .builders import build_model_from_config, resolve_device
+        from .checkpoint import load_model_from_checkpoint
         from .config import load_config
         from .data.transforms import build_transforms
-        from .builders import build_model_from_config, resolve_device
-        from .checkpoint import load_checkpoint, load_model_state
 
         if checkpoint is None and config is None:
             raise ValueError("FeatureExtractor needs a checkpoint, a config, or both")
-        state = load_checkpoint(checkpoint) if checkpoint is not None else None
-        if config is None:
-            cfg = load_config()  # schema defaults, then the run's own resolved config
-            from .config import merge
-
-            cfg = merge(cfg, state.get("config") or {}, f"config stored in {checkpoint}")
-        elif isinstance(config, Mapping):
-            cfg = dict(config)
-        else:
-            cfg = load_config(config)
-        self.config = cfg
         self.device = resolve_device(device)
-        num_classes = state.get("num_classes") if state is not None else None
-        self.model = build_model_from_config(cfg, num_classes)
-        if state is not None:
-            load_model_state(self.model, state["model"], str(checkpoint))
-        self.model.to(self.device).eval()
+        if checkpoint is not None:
+            self.model, cfg = load_model_from_checkpoint(checkpoint, config, self.device)
+        else:  # a config alone: an untrained model (the classifier plays no part)
+            cfg = dict(config) if isinstance(config, Mapping) else load_config(config)
+            self.model = build_model_from_config(cfg, None).to(self.device).eval()
+        self.config = cfg
         self.transform = build_transforms(cfg["transforms"], train=False)
         self.batch_size = int(batch_size)
         self.flip = flip

@@ -6,9 +6,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ..config import load_config
-from ..builders import build_model_from_config
-from ..checkpoint import CheckpointError, load_checkpoint, load_model_state
+from ..checkpoint import CheckpointError, load_model_from_checkpoint
 
 
 class Teacher(torch.nn.Module):
@@ -21,24 +19,14 @@ class Teacher(torch.nn.Module):
     def __init__(self, config_path: Union[str, Path], checkpoint_path: Union[str, Path], num_classes: Optional[int],
                  device: Union[str, torch.device] = "cpu") -> None:
         super().__init__()
-        cfg = load_config(config_path)
-        state = load_checkpoint(checkpoint_path)
-        saved_model = (state.get("config") or {}).get("model", {})
-        expected = cfg["model"]["backbone"]
-        if saved_model and saved_model.get("backbone") != expected:
-            raise CheckpointError(
-                f"teacher checkpoint {checkpoint_path} holds a '{saved_model.get('backbone')}' model but the teacher "
-                f"config {config_path} builds '{expected}'"
-            )
-        # The teacher was trained on its own label set: size its classifier from the checkpoint.
-        saved_classes = state.get("num_classes")
-        self.model = build_model_from_config(cfg, saved_classes if saved_classes is not None else num_classes)
-        load_model_state(self.model, state["model"], str(checkpoint_path))
-        self.model.to(device)
+        try:
+            # sized by the checkpoint's own label set (`num_classes` only when the checkpoint has none)
+            self.model, self.config = load_model_from_checkpoint(checkpoint_path, config_path, device, num_classes)
+        except CheckpointError as exc:
+            raise CheckpointError(f"teacher: {exc}") from None
         self.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.config = cfg
 
     def train(self, mode: bool = True) -> "Teacher":  # noqa: D102 - always eval
         return super().train(False)

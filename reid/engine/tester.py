@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
-from ..builders import build_dataset_from_config, build_model_from_config, resolve_device
-from ..checkpoint import load_checkpoint, load_model_state
+from ..builders import build_dataset_from_config, resolve_device
+from ..checkpoint import load_model_from_checkpoint
 from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups, ranked_gallery
 
 if TYPE_CHECKING:
@@ -56,11 +56,8 @@ def resolve_test_config(cfg: Mapping[str, Any], options: TestOptions) -> Dict[st
 
 
 def load_trained_model(cfg: Mapping[str, Any], checkpoint: str, device: torch.device) -> torch.nn.Module:
-    """Build the config's model and load a checkpoint's weights, naming mismatched keys on failure."""
-    state = load_checkpoint(checkpoint)
-    model = build_model_from_config(cfg, state.get("num_classes"))
-    load_model_state(model, state["model"], checkpoint)
-    return model.to(device).eval()
+    """Build the config's model and load a checkpoint's weights (`reid.checkpoint.load_model_from_checkpoint`)."""
+    return load_model_from_checkpoint(checkpoint, cfg, device)[0]
 
 
 def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, progress: bool = True):
