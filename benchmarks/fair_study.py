@@ -1,0 +1,212 @@
+"""The fair studies of the seed methods on real Market-1501 (BENCHMARKS.md, "Fair studies"; README claims table).
+
+Every arm is one config of `configs/cpu_study/` (all on the recipe `configs/_base_/cpu_study.yaml`: the arms of a
+comparison differ only in what the comparison varies), trained for each seed into `runs/study_<arm>_seed<S>` and
+evaluated single query (flip test) right after its training, one job at a time (two jobs on 2 cores run each about
+3x slower). A killed run continues exactly from its checkpoint when the command is repeated; finished runs are not
+retrained, evaluated runs not re-evaluated. Results go into one JSON file (committed); the claims table is
+generated from it, never edited by hand.
+
+    python benchmarks/fair_study.py run --root /path/to/market [--arms sn triplet_soft ...] [--seeds 0 1 2]
+    python benchmarks/fair_study.py table [--json benchmarks/results/fair_study.json]   # the markdown tables
+
+Verdict rule of the claims table (3 seeds per arm): the difference of the means (method - baseline) against its
+standard error sqrt(s_a^2 / n_a + s_b^2 / n_b): "holds" when the difference is positive and more than 2 standard
+errors, "does not hold" when it is negative by more than 2 standard errors, else "no significant difference".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+DEFAULT_JSON = REPO / "benchmarks" / "results" / "fair_study.json"
+CONFIGS = REPO / "configs" / "cpu_study"
+# Training order: the teacher before its students; the rows of the claims table complete one after another.
+DEFAULT_ARMS = ["sn", "triplet_soft", "softmax", "sn_noneck", "teacher", "student_alone", "student_hard",
+                "student_soft", "student_kd", "student_kd_soft", "sn_k5", "sn_lambda0", "contrastive",
+                "density_contrastive", "binomial", "horde_binomial"]
+SINGLE_SEED_ARMS = {"teacher"}  # the teacher is a tool of the DarkRank study, not a compared arm
+
+# One row per headline claim: (paper, claim, method arm, baseline arm, the paper's own figures).
+CLAIMS: List[Dict[str, str]] = [
+    {"paper": "Support Neighbor (MM'18)", "claim": "SN loss beats the batch-hard triplet loss",
+     "method": "sn", "baseline": "triplet_soft", "paper_result": "Market SQ mAP 73.43 vs triplet baselines below"},
+    {"paper": "Support Neighbor (MM'18)", "claim": "SN loss beats the softmax (identification) loss",
+     "method": "sn", "baseline": "softmax", "paper_result": "SN above its softmax baseline"},
+    {"paper": "Support Neighbor (MM'18)", "claim": "K = 10 of 128 (8% of the batch) beats larger K: here K = 5 of 64 "
+     "vs K = 10 of 64", "method": "sn_k5", "baseline": "sn", "paper_result": "mAP falls as K grows"},
+    {"paper": "Support Neighbor (MM'18)", "claim": "the squeeze term helps (lambda 0.1 vs 0)",
+     "method": "sn", "baseline": "sn_lambda0", "paper_result": "lambda = 0.1 best"},
+    {"paper": "Support Neighbor (MM'18)", "claim": "SN trains without a BN neck (the paper's network has none); "
+     "here: the neck vs none", "method": "sn", "baseline": "sn_noneck", "paper_result": "no neck in the paper"},
+    {"paper": "DarkRank (2017)", "claim": "hard transfer improves the student",
+     "method": "student_hard", "baseline": "student_alone", "paper_result": "mAP 58.1 -> 63.5"},
+    {"paper": "DarkRank (2017)", "claim": "soft transfer improves the student",
+     "method": "student_soft", "baseline": "student_alone", "paper_result": "mAP 58.1 -> 63.1"},
+    {"paper": "DarkRank (2017)", "claim": "KD improves the student",
+     "method": "student_kd", "baseline": "student_alone", "paper_result": "mAP 58.1 -> 66.7"},
+    {"paper": "DarkRank (2017)", "claim": "soft transfer adds to KD",
+     "method": "student_kd_soft", "baseline": "student_kd", "paper_result": "mAP 66.7 -> 68.2"},
+    {"paper": "DarkRank (2017)", "claim": "soft transfer at least matches hard transfer",
+     "method": "student_soft", "baseline": "student_hard", "paper_result": "mAP 63.1 vs 63.5 (R1 83.6 vs 83.0)"},
+    {"paper": "Density adaptivity (TMM 2019)", "claim": "the regularizer (lambda 10) improves its contrastive base",
+     "method": "density_contrastive", "baseline": "contrastive",
+     "paper_result": "Cars196 / CUB / SOP Recall@1 above the base (pretrained GoogLeNet)"},
+    {"paper": "HORDE (ICCV'19)", "claim": "the high-order regularizer improves binomial deviance (order 1 at test)",
+     "method": "horde_binomial", "baseline": "binomial", "paper_result": "CUB R@1 55.9 -> 58.3"},
+]
+
+
+def run_folder(arm: str, seed: int) -> Path:
+    return REPO / "runs" / f"study_{arm}_seed{seed}"
+
+
+def trained(folder: Path) -> bool:
+    log = folder / "train.log"
+    return log.exists() and "training done" in log.read_text()
+
+
+def train(arm: str, seed: int, root: str) -> None:
+    """Train one arm and seed (resuming exactly from its checkpoint when a previous run was killed)."""
+    folder = run_folder(arm, seed)
+    command = [sys.executable, "tools/train.py", "--no-progress", "--config", str(CONFIGS / f"{arm}.yaml"),
+               f"data.root={root}", f"seed={seed}", f"output_dir={folder}", "train.eval_every=0",
+               "train.projector_samples=0"]
+    if (folder / "checkpoint.pth").exists():
+        command.insert(3, "--resume")
+    elif folder.exists():  # killed before its first checkpoint: nothing to keep
+        command.insert(3, "--overwrite")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    print(f"== train {arm} seed {seed} -> {folder.relative_to(REPO)}", flush=True)
+    with open(folder.with_suffix(".out"), "a") as log:
+        subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
+def evaluate(arm: str, seed: int, root: str) -> Dict[str, Any]:
+    """Single query (flip test) on the full Market-1501 test split, plus inference speed and size."""
+    from cpu_quick_eval import evaluate_run  # noqa: WPS433 - torch-heavy, only when evaluating
+
+    out = evaluate_run(run_folder(arm, seed), root, gallery_study=False, single_query_only=True)
+    out.update(arm=arm, seed=seed)
+    return out
+
+
+def load(path: Path) -> Dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save(results: Dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def run(root: str, arms: Sequence[str], seeds: Sequence[int], path: Path) -> None:
+    for arm in arms:
+        if not (CONFIGS / f"{arm}.yaml").exists():
+            raise SystemExit(f"no study arm '{arm}': expected {CONFIGS / (arm + '.yaml')}")
+    for arm in arms:
+        for seed in ([0] if arm in SINGLE_SEED_ARMS else seeds):
+            key = f"{arm}_seed{seed}"
+            if not trained(run_folder(arm, seed)):
+                train(arm, seed, root)
+            results = load(path)
+            if key not in results:
+                results[key] = evaluate(arm, seed, root)
+                save(results, path)
+                r = results[key]["single_query"]
+                print(f"   {key}: R1 {r['rank1']:.2f} mAP {r['mAP']:.2f}", flush=True)
+
+
+def arm_stats(results: Dict[str, Any], arm: str, metric: str) -> Optional[Dict[str, Any]]:
+    values = [r["single_query"][metric] for r in sorted(results.values(), key=lambda r: r["seed"])
+              if r["arm"] == arm]
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+    seeds = [r["seed"] for r in sorted(results.values(), key=lambda r: r["seed"]) if r["arm"] == arm]
+    return {"values": values, "mean": mean, "std": std, "n": len(values), "seeds": seeds}
+
+
+def verdict(a: Dict[str, Any], b: Dict[str, Any]) -> str:
+    if a["n"] < 3 or b["n"] < 3:
+        return f"incomplete ({a['n']} and {b['n']} seeds)"
+    diff = a["mean"] - b["mean"]
+    se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    if diff > 2 * se:
+        return "holds"
+    if diff < -2 * se:
+        return "does not hold at this scale"
+    return "no significant difference at this scale"
+
+
+def fmt(s: Optional[Dict[str, Any]]) -> str:
+    return "not run" if s is None else f"{s['mean']:.2f} +- {s['std']:.2f} (n={s['n']})"
+
+
+def claims_table(results: Dict[str, Any]) -> str:
+    lines = ["| paper | claim | method vs baseline | method mAP | baseline mAP | difference (2 s.e.) | R1 method vs "
+             "baseline | paper's figures | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in CLAIMS:
+        a, b = arm_stats(results, c["method"], "mAP"), arm_stats(results, c["baseline"], "mAP")
+        ra, rb = arm_stats(results, c["method"], "rank1"), arm_stats(results, c["baseline"], "rank1")
+        if a is None or b is None:
+            diff, v = "-", "not run yet"
+        else:
+            se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"]) if a["n"] > 1 and b["n"] > 1 else math.nan
+            diff, v = f"{a['mean'] - b['mean']:+.2f} ({2 * se:.2f})", verdict(a, b)
+        r1 = "-" if ra is None or rb is None else f"{ra['mean']:.2f} vs {rb['mean']:.2f}"
+        lines.append(f"| {c['paper']} | {c['claim']} | `{c['method']}` vs `{c['baseline']}` | {fmt(a)} | {fmt(b)} | "
+                     f"{diff} | {r1} | {c['paper_result']} | {v} |")
+    return "\n".join(lines)
+
+
+def arms_table(results: Dict[str, Any]) -> str:
+    lines = ["| arm (configs/cpu_study/) | seeds | single query R1 per seed | single query mAP per seed | "
+             "R1 mean +- std | mAP mean +- std | parameters | inference img/s (median) |",
+             "| --- | --- | --- | --- | --- | --- | ---: | ---: |"]
+    for arm in DEFAULT_ARMS:
+        r1, m = arm_stats(results, arm, "rank1"), arm_stats(results, arm, "mAP")
+        if m is None:
+            continue
+        runs = [r for r in results.values() if r["arm"] == arm]
+        speed = sorted(r["images_per_s"] for r in runs)[len(runs) // 2]
+        std = (lambda s: "-" if s["n"] < 2 else f"{s['std']:.2f}")
+        lines.append(f"| `{arm}` | {', '.join(map(str, m['seeds']))} | {', '.join(f'{v:.2f}' for v in r1['values'])} "
+                     f"| {', '.join(f'{v:.2f}' for v in m['values'])} | {r1['mean']:.2f} +- {std(r1)} | "
+                     f"{m['mean']:.2f} +- {std(m)} | {runs[0]['parameters']:,} | {speed:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="train and evaluate the arms over the seeds (resumable)")
+    p_run.add_argument("--root", required=True, help="the folder holding Market-1501-v15.09.15")
+    p_run.add_argument("--arms", nargs="+", default=DEFAULT_ARMS, help="arms (configs/cpu_study/<arm>.yaml), in order")
+    p_run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of every compared arm")
+    p_table = sub.add_parser("table", help="print the per-arm and claims tables (markdown) from the JSON")
+    for p in (p_run, p_table):
+        p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file (merged, one key per run)")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.root, args.arms, args.seeds, args.json)
+    else:
+        results = load(args.json)
+        print(arms_table(results) + "\n\n" + claims_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

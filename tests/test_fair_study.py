@@ -1,0 +1,85 @@
+"""The fair-study driver (benchmarks/fair_study.py): its arms exist and share one recipe, its verdict rule and
+tables come from the results JSON."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from reid.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("fair_study", REPO / "benchmarks" / "fair_study.py")
+fair_study = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fair_study)
+
+# What a comparison may vary between its arms (the loss with its classifier and learnable parameters, the neck, the
+# teacher); everything else of the recipe must be equal.
+VARIED = ("loss.", "model.bn_neck", "model.horde", "model.classifier", "distill.", "output_dir", "optim.loss_lr")
+
+
+def flat(tree, prefix=""):
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_every_claim_names_existing_arms_on_one_recipe():
+    for claim in fair_study.CLAIMS:
+        a, b = (flat(load_config(REPO / "configs" / "cpu_study" / f"{claim[k]}.yaml")) for k in ("method", "baseline"))
+        differ = {k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(VARIED)}
+        assert not differ, f"{claim['method']} vs {claim['baseline']} differ in {sorted(differ)}"
+        for arm in (claim["method"], claim["baseline"]):
+            assert arm in fair_study.DEFAULT_ARMS
+
+
+def test_students_use_the_papers_batch_and_a_longer_trained_teacher():
+    student = load_config(REPO / "configs" / "cpu_study" / "student_hard.yaml")
+    teacher = load_config(REPO / "configs" / "cpu_study" / "teacher.yaml")
+    assert student["data"]["sampler"] == "darkrank"
+    names = [t["name"] for t in student["loss"]["terms"]]
+    assert names[:3] == ["softmax", "contrastive", "triplet"]  # the paper's verification + triplet terms
+    hard = student["loss"]["terms"][3]
+    assert hard["mode"] == "hard" and "list_length" not in hard  # the whole list (eq. 5)
+    iters = lambda c: c["train"]["epochs"] * c["train"]["iters_per_epoch"]  # noqa: E731
+    assert iters(teacher) == 4 * iters(student)
+
+
+def result(arm, seed, m, r1=None):
+    return {"arm": arm, "seed": seed, "single_query": {"mAP": m, "rank1": r1 if r1 is not None else m + 20},
+            "images_per_s": 100.0 + seed, "parameters": 10}
+
+
+def test_verdicts_follow_the_two_standard_error_rule():
+    stats = lambda *v: fair_study.arm_stats({f"x{i}": result("x", i, x) for i, x in enumerate(v)}, "x", "mAP")  # noqa
+    base = stats(10.0, 11.0, 12.0)  # mean 11, std 1
+    assert fair_study.verdict(stats(14.0, 15.0, 16.0), base) == "holds"  # +4 > 2 * sqrt(2/3) = 1.63
+    assert fair_study.verdict(stats(12.0, 13.0, 14.0), base) == "holds"  # +2 > 1.63
+    assert fair_study.verdict(stats(11.5, 12.5, 13.5), base) == "no significant difference at this scale"
+    assert fair_study.verdict(stats(7.0, 8.0, 9.0), base) == "does not hold at this scale"
+    assert fair_study.verdict(stats(14.0, 15.0), base).startswith("incomplete")
+
+
+def test_tables_are_generated_from_the_json(tmp_path, capsys):
+    results = {}
+    for seed in range(3):
+        for arm, m in (("sn", 20.0 + seed), ("triplet_soft", 10.0 + seed)):
+            results[f"{arm}_seed{seed}"] = result(arm, seed, m)
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(results))
+    assert fair_study.main(["table", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| `sn` | 0, 1, 2 | 40.00, 41.00, 42.00 | 20.00, 21.00, 22.00 | 41.00 +- 1.00 | 21.00 +- 1.00 |" in out
+    row = next(line for line in out.splitlines() if "`sn` vs `triplet_soft`" in line)
+    assert row.endswith("| holds |") and "+10.00" in row
+    assert "not run yet" in next(line for line in out.splitlines() if "`sn` vs `softmax`" in line)
+
+
+def test_an_unknown_arm_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SystemExit, match="no study arm 'nope'"):
+        fair_study.main(["run", "--root", str(tmp_path), "--arms", "sn", "nope", "--json", str(tmp_path / "r.json")])
+    assert not (tmp_path / "r.json").exists()
