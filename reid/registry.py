@@ -1,7 +1,10 @@
-"""A name -> constructor registry shared by datasets, backbones and losses.
+"""A name -> constructor registry shared by datasets, backbones, poolings, classifiers, losses, optimisers and
+learning-rate schedules.
 
 Configs refer to components by name; an unknown name is an error that lists the known ones and
 suggests the closest, so a typo in a YAML file is caught at build time rather than deep in training.
+A registry is also the one list of a config key's allowed values (`reid.config_schema.REGISTERED`): registering a
+name makes the config accept it.
 """
 from __future__ import annotations
 
@@ -28,19 +31,28 @@ class Registry:
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` (a plug-in registered for a test or a session only)."""
+        del self._entries[name]
+
+    def unknown(self, name: Any) -> str:
+        """The error text for a name that is not registered: the known names and the closest one."""
+        known = self.names()
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(known)}"
+
     def get(self, name: str) -> Callable[..., Any]:
         if name not in self._entries:
-            known = sorted(self._entries)
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise KeyError(f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(known)}")
+            raise KeyError(self.unknown(name))
         return self._entries[name]
 
     def build(self, name: str, **kwargs: Any) -> Any:
         return self.get(name)(**kwargs)
 
-    def names(self) -> List[str]:
-        return sorted(self._entries)
+    def names(self, sort: bool = True) -> List[str]:
+        """The registered names, sorted, or in the order they were registered (`sort=False`)."""
+        return sorted(self._entries) if sort else list(self._entries)
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
