@@ -1,4 +1,11 @@
-"""Optimisers with separate parameter groups for loss parameters, and the learning-rate schedules."""
+"""Optimisers with separate parameter groups for loss parameters, and the learning-rate schedules.
+
+Both are registries (`optim.name` and `schedule.name` accept exactly their names, `reid.config_schema.REGISTERED`):
+- OPTIMIZERS: `factory(params, cfg) -> torch.optim.Optimizer`, `params` the parameter groups, `cfg` the `optim`
+  section;
+- SCHEDULES: `factory(cfg, epochs) -> factor(epoch)`, the factor applied to the base lr at the start of each
+  epoch, `cfg` the `schedule` section (`warmed(cfg, factor)` adds the linear warm-up every schedule shares).
+"""
 from __future__ import annotations
 
 import math
@@ -6,11 +13,43 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 
+from ..registry import Registry
+
+OPTIMIZERS = Registry("optimiser")
+SCHEDULES = Registry("schedule")
+
+Factor = Callable[[int], float]
+
+
+def _lookup(registry: Registry, key: str, name: Any) -> Callable[..., Any]:
+    """The registered entry, or a ValueError naming the config key and the registered names."""
+    if not isinstance(name, str) or name not in registry:
+        raise ValueError(f"{key}: {registry.unknown(name)}")
+    return registry.get(name)
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params: List[Dict[str, Any]], cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """SGD with momentum (`optim.momentum`, `optim.nesterov`)."""
+    return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+
+
+@OPTIMIZERS.register("adam")
+def adam(params: List[Dict[str, Any]], cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=cfg["lr"])
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(params: List[Dict[str, Any]], cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=cfg["lr"])
+
 
 def build_optimizer(
     model: torch.nn.Module, cfg: Mapping[str, Any], loss_parameters: Optional[List[torch.nn.Parameter]] = None
 ) -> torch.optim.Optimizer:
-    """SGD (momentum) / Adam / AdamW; loss parameters (e.g. density alpha_c) get their own lr and decay."""
+    """The registered optimiser `optim.name` (OPTIMIZERS: sgd with momentum, adam, adamw); loss parameters (e.g.
+    density alpha_c) get their own lr and decay."""
+    factory = _lookup(OPTIMIZERS, "optim.name", cfg["name"])
     groups: List[Dict[str, Any]] = [
         {"params": [p for p in model.parameters() if p.requires_grad], "name": "model",
          "weight_decay": cfg["weight_decay"]}
@@ -23,56 +62,64 @@ def build_optimizer(
             "lr": cfg["loss_lr"] if cfg["loss_lr"] is not None else cfg["lr"],
             "weight_decay": cfg["loss_weight_decay"],
         })
-    name = cfg["name"]
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=cfg["lr"])
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg["lr"])
-    raise ValueError(f"optim.name: unknown optimiser '{name}' (expected sgd, adam or adamw)")
+    return factory(params=groups, cfg=cfg)
 
 
-def lr_factor_fn(cfg: Mapping[str, Any], epochs: int) -> Callable[[int], float]:
-    """Factor applied to the base lr at the start of each epoch."""
-    name = cfg["name"]
+def warmed(cfg: Mapping[str, Any], factor: float, epoch: int) -> float:
+    """`factor` during the linear warm-up (`schedule.warmup_epochs` from `schedule.warmup_factor` to 1)."""
     warmup = int(cfg["warmup_epochs"])
+    if warmup > 0 and epoch < warmup:
+        alpha = epoch / warmup
+        return factor * (cfg["warmup_factor"] * (1 - alpha) + alpha)
+    return factor
 
-    def warm(epoch: int, factor: float) -> float:
-        if warmup > 0 and epoch < warmup:
-            alpha = epoch / warmup
-            return factor * (cfg["warmup_factor"] * (1 - alpha) + alpha)
-        return factor
 
-    if name == "constant":
-        return lambda e: warm(e, 1.0)
-    if name == "multistep":
-        milestones = sorted(int(m) for m in cfg["milestones"])
-        return lambda e: warm(e, cfg["gamma"] ** sum(e >= m for m in milestones))
-    if name == "constant_exp":
-        # Li et al. (SN loss): constant until decay_start, then exponential decay reaching final_factor at decay_end.
-        start, end, final = int(cfg["decay_start"]), int(cfg["decay_end"]), float(cfg["final_factor"])
-        if end <= start:
-            raise ValueError(f"schedule.decay_end ({end}) must be after schedule.decay_start ({start})")
+@SCHEDULES.register("constant")
+def constant(cfg: Mapping[str, Any], epochs: int) -> Factor:
+    return lambda e: warmed(cfg, 1.0, e)
 
-        def constant_exp(e: int) -> float:
-            if e < start:
-                return warm(e, 1.0)
-            return warm(e, final ** (min(e - start, end - start) / (end - start)))
 
-        return constant_exp
-    if name == "warmup_cosine":
-        floor = float(cfg["min_lr_factor"])
+@SCHEDULES.register("multistep")
+def multistep(cfg: Mapping[str, Any], epochs: int) -> Factor:
+    """gamma ** (milestones passed)."""
+    milestones = sorted(int(m) for m in cfg["milestones"])
+    return lambda e: warmed(cfg, cfg["gamma"] ** sum(e >= m for m in milestones), e)
 
-        def cosine(e: int) -> float:
-            if e < warmup:
-                return warm(e, 1.0)
-            span = max(1, epochs - warmup)
-            progress = min(1.0, (e - warmup) / span)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        return cosine
-    raise ValueError(f"schedule.name: unknown schedule '{name}'")
+@SCHEDULES.register("constant_exp")
+def constant_exp(cfg: Mapping[str, Any], epochs: int) -> Factor:
+    """Li et al. (SN loss): constant until decay_start, then exponential decay reaching final_factor at decay_end."""
+    start, end, final = int(cfg["decay_start"]), int(cfg["decay_end"]), float(cfg["final_factor"])
+    if end <= start:
+        raise ValueError(f"schedule.decay_end ({end}) must be after schedule.decay_start ({start})")
+
+    def factor(e: int) -> float:
+        if e < start:
+            return warmed(cfg, 1.0, e)
+        return warmed(cfg, final ** (min(e - start, end - start) / (end - start)), e)
+
+    return factor
+
+
+@SCHEDULES.register("warmup_cosine")
+def warmup_cosine(cfg: Mapping[str, Any], epochs: int) -> Factor:
+    """Warm-up, then a cosine from 1 down to `schedule.min_lr_factor` at the last epoch."""
+    warmup = int(cfg["warmup_epochs"])
+    floor = float(cfg["min_lr_factor"])
+
+    def cosine(e: int) -> float:
+        if e < warmup:
+            return warmed(cfg, 1.0, e)
+        span = max(1, epochs - warmup)
+        progress = min(1.0, (e - warmup) / span)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return cosine
+
+
+def lr_factor_fn(cfg: Mapping[str, Any], epochs: int) -> Factor:
+    """Factor applied to the base lr at the start of each epoch: the registered schedule `schedule.name`."""
+    return _lookup(SCHEDULES, "schedule.name", cfg["name"])(cfg=cfg, epochs=epochs)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], epochs: int) -> torch.optim.lr_scheduler.LambdaLR:

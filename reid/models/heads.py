@@ -9,15 +9,19 @@
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
 from torch import nn
 
+from ..registry import Registry
 from .large_margin import large_margin_logits
 
-POOLINGS = ("avg", "max", "gem")
-CLASSIFIERS = ("linear", "large_margin")
+# `model.pooling` names: a pooling is built with no argument and maps (B, C, h, w) -> (B, C).
+POOLINGS = Registry("pooling")
+# `model.classifier` names: a classifier is built as (in_features, num_classes, margin) and maps (B, D) -> logits.
+CLASSIFIERS = Registry("classifier")
 
 
 class GeM(nn.Module):
@@ -56,13 +60,22 @@ class GlobalPool(nn.Module):
         return self.kind
 
 
+POOLINGS.register("avg")(functools.partial(GlobalPool, "avg"))  # the default
+POOLINGS.register("max")(functools.partial(GlobalPool, "max"))
+POOLINGS.register("gem")(GeM)  # learnable p, initialised at 3
+
+
+def _check_name(registry: Registry, key: str, name: object, nullable: bool = False) -> None:
+    """A ValueError naming the config key and the registered names when `name` is not registered."""
+    if not isinstance(name, str) or name not in registry:
+        null = "null or " if nullable else ""
+        raise ValueError(f"{key}: expected {null}one of {', '.join(registry.names(sort=False))}, got {name!r}")
+
+
 def build_pooling(name: str) -> nn.Module:
-    """`avg` (global average, the default), `max`, or `gem` (learnable p, initialised at 3)."""
-    if name == "gem":
-        return GeM()
-    if name in ("avg", "max"):
-        return GlobalPool(name)
-    raise ValueError(f"model.pooling: expected one of {', '.join(POOLINGS)}, got {name!r}")
+    """The registered pooling `name` (POOLINGS: `avg`, global average, the default; `max`; `gem`)."""
+    _check_name(POOLINGS, "model.pooling", name)
+    return POOLINGS.build(name)
 
 
 class BNNeck(nn.BatchNorm1d):
@@ -127,13 +140,20 @@ class LargeMarginClassifier(nn.Module):
                 f"beta={self.beta:.2f}")
 
 
+@CLASSIFIERS.register("linear")
+def linear_classifier(in_features: int, num_classes: int, margin: int = 3) -> nn.Module:
+    """W^T x, no bias (`margin` is the large-margin head's and plays no part here)."""
+    return nn.Linear(in_features, num_classes, bias=False)
+
+
+CLASSIFIERS.register("large_margin")(LargeMarginClassifier)
+
+
 def build_classifier(name: str, in_features: int, num_classes: Optional[int], margin: int = 3) -> nn.Module:
-    """`linear` (W^T x, no bias) or `large_margin` (L-Softmax with margin `margin`)."""
-    if name not in CLASSIFIERS:
-        raise ValueError(f"model.classifier: expected null or one of {', '.join(CLASSIFIERS)}, got {name!r}")
+    """The registered classifier `name` (CLASSIFIERS: `linear`, W^T x without bias; `large_margin`, L-Softmax with
+    margin `margin`)."""
+    _check_name(CLASSIFIERS, "model.classifier", name, nullable=True)
     if not num_classes or num_classes < 1:
         raise ValueError(f"model.classifier '{name}' needs num_classes (the number of training identities), "
                          f"got {num_classes!r}")
-    if name == "linear":
-        return nn.Linear(in_features, num_classes, bias=False)
-    return LargeMarginClassifier(in_features, num_classes, margin)
+    return CLASSIFIERS.build(name, in_features=in_features, num_classes=num_classes, margin=margin)
