@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 
-from .config import ConfigError
+from .config import DEFAULTS, ConfigError
 
 
 class MissingDatasetError(FileNotFoundError):
@@ -65,20 +65,22 @@ def train_samples(dataset) -> List[Any]:
 
 
 def build_model_from_config(cfg: Mapping[str, Any], num_classes: Optional[int]) -> torch.nn.Module:
-    from .models import build_model
-
-    from .models.backbones import BACKBONES
+    """The configured `ReIDModel`; a backbone, pooling or classifier name that is not registered is a ConfigError
+    naming the key and the registered names."""
+    from .models import BACKBONES, CLASSIFIERS, POOLINGS, build_model
+    from .models.backbones.timm_backbone import PREFIX as TIMM_PREFIX  # timm names are registered on first use
 
     model_cfg = copy.deepcopy(dict(cfg["model"]))
     if model_cfg.get("classifier") is not None:
         if num_classes is None:  # inference from a config alone: the classifier plays no part
             model_cfg["classifier"] = None
         model_cfg["num_classes"] = num_classes
-    if model_cfg.get("backbone") not in BACKBONES:
-        try:
-            BACKBONES.get(model_cfg.get("backbone"))
-        except KeyError as exc:
-            raise ConfigError(f"model.backbone: {_message(exc)}") from None
+    for key, registry in (("backbone", BACKBONES), ("pooling", POOLINGS), ("classifier", CLASSIFIERS)):
+        name = model_cfg.get(key, DEFAULTS["model"][key])
+        if (name is None and key == "classifier") or (isinstance(name, str) and (
+                name in registry or (key == "backbone" and name.startswith(TIMM_PREFIX)))):
+            continue
+        raise ConfigError(f"model.{key}: {registry.unknown(name)}")
     try:
         return build_model(model_cfg)
     except ValueError as exc:  # bad model values (last_stride, embedding_dim, horde keys, ...) name themselves

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .config_schema import CHOICES  # the test options' values (light: no torch, no yaml)
+
 # A packaged config name (reid/configs in a wheel, configs/ in a checkout): resolved by reid.config_names.
 DEFAULT_CONFIG = "synthetic_quick"
 
@@ -116,12 +118,12 @@ def build_test_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k2", type=int, help="re-ranking k2 (default: test.k2)")
     parser.add_argument("--lambda", dest="lambda_value", type=float,
                         help="re-ranking weight of the original distance (default: test.lambda_value)")
-    parser.add_argument("--multi-query", choices=["mean", "max"],
+    parser.add_argument("--multi-query", choices=[c for c in CHOICES["test.multi_query"] if c is not None],
                         help="pool each query's gt_bbox group (default: test.multi_query)")
     parser.add_argument("--distractors", help="folder of distractor images appended to the gallery "
                         "(default: test.dataset_kwargs.distractors)")
-    parser.add_argument("--ap", choices=["mean", "official"], help="AP definition (default: test.ap)")
-    parser.add_argument("--protocol", choices=["market", "single-shot"], help="default: test.protocol")
+    parser.add_argument("--ap", choices=CHOICES["test.ap"], help="AP definition (default: test.ap)")
+    parser.add_argument("--protocol", choices=CHOICES["test.protocol"], help="default: test.protocol")
     parser.add_argument("--high-order", action=bool_flag, default=None,
                         help="concatenate the HORDE orders to the embedding at test time (default: test.high_order)")
     parser.add_argument("--flip", action=bool_flag, default=None,

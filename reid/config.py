@@ -15,7 +15,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from .config_names import apply_aliases, canonical_key, find_config
-from .config_schema import CHOICES, DEFAULTS, OPEN_SECTIONS, RANGES, RESUME_SAFE_PREFIXES  # noqa: F401 (re-exported)
+from .config_schema import (CHOICES, DEFAULTS, OPEN_SECTIONS, RANGES, REGISTERED,  # noqa: F401 (re-exported)
+                            RESUME_SAFE_PREFIXES, choices)
 
 PathLike = Union[str, Path]
 
@@ -54,10 +55,13 @@ def _type_name(value: Any) -> str:
 
 def _check_value(key: str, value: Any, default: Any) -> Any:
     """Check `value` against the default's type (ints are accepted where floats are expected)."""
-    if key in CHOICES:
-        if value not in CHOICES[key]:
-            options = ", ".join("null" if c is None else str(c) for c in CHOICES[key])
-            raise ConfigError(f"config key '{key}': value {value!r} is not one of: {options}")
+    allowed = choices(key)  # a registry's names for pluggable keys (model.pooling, optim.name, ...)
+    if allowed is not None:
+        if value not in allowed:
+            options = ", ".join("null" if c is None else str(c) for c in allowed)
+            close = difflib.get_close_matches(str(value), [str(c) for c in allowed if c is not None], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"config key '{key}': value {value!r} is not one of: {options}{hint}")
         return value
     if default is None or value is None:
         return value

@@ -2,10 +2,13 @@
 
 One source of truth: `reid.config` validates against it, the CLI's `--print-config` shows it resolved, and
 components that own a free-form section (transforms, loss terms, dataset options) validate that section
-themselves.
+themselves. The allowed values of a pluggable key are the names of its registry (REGISTERED), read when a value
+is checked, so registering a pooling, classifier, optimiser or schedule makes the config accept it; fixed option
+lists are in CHOICES.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Dict, Optional, Tuple
 
 # Sections whose content is free-form (passed as keyword arguments to a component that validates it itself).
@@ -22,22 +25,22 @@ DEFAULTS: Dict[str, Any] = {
         "k": 4,  # images per identity
         "sampler": "pk",  # pk (P ids x K images) | darkrank (P*K//4 cross-camera pairs + singles; reid.data.sampler)
         "num_workers": 2,  # worker processes of the albumentations pipeline (the tensor pipeline needs none)
-        "pipeline": "tensor",  # tensor (decoded-image cache + batched augmentation) | albumentations (per file)
+        "pipeline": "tensor",  # tensor (decoded-image cache + batched augmentation), albumentations (per file)
         "cache_dir": None,  # decoded-image cache: None = <data.root>/.reid_cache, or <output_dir>/cache when the
         # data root is read-only; "off" = decode into memory, no file
         "cache_max_gb": 8.0,  # a split whose decoded images exceed this falls back to the albumentations pipeline
         "test_batch_size": 128,
-        "on_error": "raise",  # unreadable images: raise | skip
+        "on_error": "raise",  # unreadable images
     },
     "transforms": {},  # keys of reid.data.transforms.build_transforms (height, width, pad, hflip, ...)
     "model": {
         "backbone": "resnet50",
         "pretrained": "none",  # none | imagenet | path to a state dict
         "last_stride": 1,
-        "pooling": "avg",
+        "pooling": "avg",  # a name of reid.models.POOLINGS
         "embedding_dim": None,
         "bn_neck": False,
-        "classifier": None,  # None | linear | large_margin
+        "classifier": None,  # None | a name of reid.models.CLASSIFIERS
         "margin": 3,
         "horde": None,
     },
@@ -49,7 +52,7 @@ DEFAULTS: Dict[str, Any] = {
         "density_init": "constant",  # alpha_c init: constant (alpha_init, 0.5) | start | checkpoint path (measured)
     },
     "optim": {
-        "name": "adam",  # sgd | adam | adamw
+        "name": "adam",  # a name of reid.engine.optim.OPTIMIZERS
         "lr": 3.5e-4,
         "weight_decay": 5e-4,
         "momentum": 0.9,
@@ -59,7 +62,7 @@ DEFAULTS: Dict[str, Any] = {
         "clip_grad": None,  # max gradient norm
     },
     "schedule": {
-        "name": "multistep",  # constant | multistep | constant_exp | warmup_cosine
+        "name": "multistep",  # a name of reid.engine.optim.SCHEDULES
         "milestones": [40, 70],
         "gamma": 0.1,
         "warmup_epochs": 0,
@@ -88,15 +91,15 @@ DEFAULTS: Dict[str, Any] = {
         "teacher_checkpoint": None,
     },
     "test": {
-        "metric": "euclidean",  # euclidean | cosine
-        "ap": "mean",  # mean | official
-        "empty": "skip",  # skip | zero
+        "metric": "euclidean",
+        "ap": "mean",
+        "empty": "skip",
         "rerank": False,
         "k1": 20,
         "k2": 6,
         "lambda_value": 0.3,
-        "multi_query": None,  # None | mean | max
-        "protocol": "market",  # market | single-shot
+        "multi_query": None,
+        "protocol": "market",
         "trials": 10,
         "high_order": False,
         "max_rank": 50,
@@ -104,20 +107,43 @@ DEFAULTS: Dict[str, Any] = {
     },
 }
 
+# Fixed option lists (what the code that reads the key implements).
 CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_error": ("raise", "skip"),
     "data.sampler": ("pk", "darkrank"),
     "data.pipeline": ("tensor", "albumentations"),
-    "model.pooling": ("avg", "gem", "max"),
-    "model.classifier": (None, "linear", "large_margin"),
-    "optim.name": ("sgd", "adam", "adamw"),
-    "schedule.name": ("constant", "multistep", "constant_exp", "warmup_cosine"),
     "test.metric": ("euclidean", "cosine"),
     "test.ap": ("mean", "official"),
     "test.empty": ("skip", "zero"),
     "test.multi_query": (None, "mean", "max"),
     "test.protocol": ("market", "single-shot"),
 }
+
+# Pluggable keys: config key -> "module:REGISTRY" whose registered names are the allowed values (null too where
+# the default is null). The module is imported only when such a key is checked, so reading a config stays light.
+REGISTERED: Dict[str, str] = {
+    "model.pooling": "reid.models.heads:POOLINGS",
+    "model.classifier": "reid.models.heads:CLASSIFIERS",
+    "optim.name": "reid.engine.optim:OPTIMIZERS",
+    "schedule.name": "reid.engine.optim:SCHEDULES",
+}
+
+
+def registry(key: str) -> Any:
+    """The registry behind a pluggable config key (REGISTERED)."""
+    module, name = REGISTERED[key].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def choices(key: str) -> Optional[Tuple[Any, ...]]:
+    """The allowed values of `key` (registered names in registration order, or CHOICES), None if unrestricted."""
+    if key in REGISTERED:
+        default: Any = DEFAULTS
+        for part in key.split("."):
+            default = default[part]
+        return ((None,) if default is None else ()) + tuple(registry(key).names(sort=False))
+    return CHOICES.get(key)
+
 
 # Numeric keys with a valid range (low, high; None = unbounded): a value outside is refused when the config is
 # read, naming key and value, instead of failing deep inside the sampler or optimiser.

@@ -107,11 +107,14 @@ def _fraction(text: str) -> float:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from reid.config_schema import CHOICES  # the options' values: the config schema's (test.ap, ...)
+    from reid.evaluation.knn import KNN_BACKENDS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--query", required=True)
     parser.add_argument("--gallery", required=True)
     parser.add_argument("--distractors")
-    parser.add_argument("--ap", choices=["mean", "official"], default="mean")
+    parser.add_argument("--ap", choices=CHOICES["test.ap"], default="mean")
     empty = parser.add_mutually_exclusive_group()
     empty.add_argument("--skip-empty", dest="empty", action="store_const", const="skip", default="skip")
     empty.add_argument("--count-empty", dest="empty", action="store_const", const="zero")
@@ -119,11 +122,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--k1", type=_at_least(1), default=20)
     parser.add_argument("--k2", type=_at_least(1), default=6)
     parser.add_argument("--lambda", dest="lambda_value", type=_fraction, default=0.3)
-    parser.add_argument("--knn-backend", choices=["exact", "faiss"], default="exact",
+    parser.add_argument("--knn-backend", choices=KNN_BACKENDS, default="exact",
                         help="k-NN of the re-ranking (with --rerank): exact (ours) or faiss "
                              "(pip install 'reid[faiss]'); both give identical results")
-    parser.add_argument("--metric", choices=["euclidean", "cosine"], default="euclidean")
-    parser.add_argument("--protocol", choices=["market", "single-shot"], default="market")
+    parser.add_argument("--metric", choices=CHOICES["test.metric"], default="euclidean")
+    parser.add_argument("--protocol", choices=CHOICES["test.protocol"], default="market")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
 
