@@ -12,67 +12,74 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 _BATCH = ("the training batch is data.p identities x data.k images each (batch size = p x k, e.g. data.p=16 "
           "data.k=4 for 64 images); the evaluation batch is data.test_batch_size")
 _DATASET = "one dataset trains and evaluates: data.dataset (a name such as market1501; see reid.data.DATASETS)"
-_SCHEDULE = "schedule.name: constant | multistep | constant_exp | warmup_cosine (milestones in schedule.milestones)"
+# {key} in a note stands for that key's allowed values (reid.config_schema.choices), filled in when it is shown
+_SCHEDULE = "schedule.name: {schedule.name} (milestones in schedule.milestones)"
+_SIZE = "transforms.height and transforms.width"
+
+
+def _named(project: str, targets: Mapping[str, str]) -> Dict[str, Tuple[Optional[str], str]]:
+    """Another project's key -> our key, explained as "<project>'s <key>" (as that project spells it)."""
+    return {key.lower(): (target, f"{project}'s {key}") for key, target in targets.items()}
+
+
+def _alias(target: Optional[str], note: str, *keys: str) -> Dict[str, Tuple[Optional[str], str]]:
+    """`keys` mean `target` (what they are: `note`); with no target, each is an error explaining `note` instead."""
+    return {key: (target, note) for key in keys}
+
 
 # lower-case alias -> (canonical key, or None when only an explanation fits; what it is)
 ALIASES: Dict[str, Tuple[Optional[str], str]] = {
-    # learning rate and optimiser
-    "optim.base_lr": ("optim.lr", "the base learning rate"),
-    "solver.base_lr": ("optim.lr", "fast-reid's SOLVER.BASE_LR"),
-    "train.lr": ("optim.lr", "torchreid's train.lr"),
-    "train.base_lr": ("optim.lr", "the base learning rate"),
-    "train.optim": ("optim.name", "torchreid's train.optim"),
-    "solver.optimizer_name": ("optim.name", "fast-reid's SOLVER.OPTIMIZER_NAME"),
-    "train.weight_decay": ("optim.weight_decay", "torchreid's train.weight_decay"),
-    "solver.weight_decay": ("optim.weight_decay", "fast-reid's SOLVER.WEIGHT_DECAY"),
-    "sgd.momentum": ("optim.momentum", "torchreid's sgd.momentum"),
-    "solver.momentum": ("optim.momentum", "fast-reid's SOLVER.MOMENTUM"),
-    # schedule and length
-    "train.max_epoch": ("train.epochs", "torchreid's train.max_epoch"),
-    "solver.max_epoch": ("train.epochs", "fast-reid's SOLVER.MAX_EPOCH"),
-    "train.stepsize": ("schedule.milestones", "torchreid's train.stepsize (epochs)"),
-    "train.gamma": ("schedule.gamma", "torchreid's train.gamma"),
-    "solver.gamma": ("schedule.gamma", "fast-reid's SOLVER.GAMMA"),
-    "train.lr_scheduler": (None, _SCHEDULE),
-    "solver.sched": (None, _SCHEDULE),
-    "solver.steps": (None, "schedule.milestones, given in epochs"),
-    "train.seed": ("seed", "the random seed"),
-    "train.print_freq": ("train.log_every", "torchreid's train.print_freq"),
-    "test.eval_freq": ("train.eval_every", "torchreid's test.eval_freq"),
-    "test.eval_period": ("train.eval_every", "fast-reid's TEST.EVAL_PERIOD"),
-    # batches and loading
-    "data.batch_size": (None, _BATCH),
-    "train.batch_size": (None, _BATCH),
-    "solver.ims_per_batch": (None, _BATCH),
-    "dataloader.batch_size": (None, _BATCH),
-    "test.batch_size": ("data.test_batch_size", "torchreid's test.batch_size"),
-    "test.ims_per_batch": ("data.test_batch_size", "fast-reid's TEST.IMS_PER_BATCH"),
-    "sampler.num_instances": ("data.k", "torchreid's num_instances (images per identity)"),
-    "data.num_instances": ("data.k", "torchreid's num_instances (images per identity)"),
-    "dataloader.num_instance": ("data.k", "fast-reid's DATALOADER.NUM_INSTANCE (images per identity)"),
-    "data.workers": ("data.num_workers", "torchreid's data.workers"),
-    "dataloader.num_workers": ("data.num_workers", "fast-reid's DATALOADER.NUM_WORKERS"),
-    "data.height": ("transforms.height", "the input height"),
-    "data.width": ("transforms.width", "the input width"),
-    "data.sources": (None, _DATASET),
-    "data.targets": (None, _DATASET),
-    "data.type": (None, "images only: data.dataset names the dataset"),
-    "datasets.names": (None, _DATASET),
-    "datasets.tests": (None, _DATASET),
-    "input.size_train": (None, "transforms.height and transforms.width (test images use the same size)"),
-    "input.size_test": (None, "transforms.height and transforms.width (train and test share one size)"),
-    # model, loss and test
-    "model.name": ("model.backbone", "torchreid's model.name"),
-    "model.arch": ("model.backbone", "the backbone architecture"),
-    "loss.name": (None, "losses are a list of terms: loss.terms: [{name: softmax}, {name: triplet, weight: 1.0}]"),
-    "test.dist_metric": ("test.metric", "torchreid's test.dist_metric"),
+    **_named("torchreid", {
+        "train.lr": "optim.lr", "train.optim": "optim.name", "train.weight_decay": "optim.weight_decay",
+        "sgd.momentum": "optim.momentum", "train.max_epoch": "train.epochs", "train.gamma": "schedule.gamma",
+        "train.print_freq": "train.log_every", "test.eval_freq": "train.eval_every",
+        "test.batch_size": "data.test_batch_size", "data.workers": "data.num_workers", "model.name": "model.backbone",
+        "test.dist_metric": "test.metric"}),
+    **_named("fast-reid", {
+        "SOLVER.BASE_LR": "optim.lr", "SOLVER.OPTIMIZER_NAME": "optim.name",
+        "SOLVER.WEIGHT_DECAY": "optim.weight_decay", "SOLVER.MOMENTUM": "optim.momentum",
+        "SOLVER.MAX_EPOCH": "train.epochs", "SOLVER.GAMMA": "schedule.gamma",
+        "TEST.EVAL_PERIOD": "train.eval_every", "TEST.IMS_PER_BATCH": "data.test_batch_size",
+        "DATALOADER.NUM_WORKERS": "data.num_workers"}),
+    **_alias("optim.lr", "the base learning rate", "optim.base_lr", "train.base_lr"),
+    **_alias("data.k", "torchreid's num_instances (images per identity)", "sampler.num_instances",
+             "data.num_instances"),
+    **_alias("data.k", "fast-reid's DATALOADER.NUM_INSTANCE (images per identity)", "dataloader.num_instance"),
+    **_alias("schedule.milestones", "torchreid's train.stepsize (epochs)", "train.stepsize"),
+    **_alias("seed", "the random seed", "train.seed"),
+    **_alias("transforms.height", "the input height", "data.height"),
+    **_alias("transforms.width", "the input width", "data.width"),
+    **_alias("model.backbone", "the backbone architecture", "model.arch"),
+    **_alias(None, _SCHEDULE, "train.lr_scheduler", "solver.sched"),
+    **_alias(None, "schedule.milestones, given in epochs", "solver.steps"),
+    **_alias(None, _BATCH, "data.batch_size", "train.batch_size", "solver.ims_per_batch", "dataloader.batch_size"),
+    **_alias(None, _DATASET, "data.sources", "data.targets", "datasets.names", "datasets.tests"),
+    **_alias(None, "images only: data.dataset names the dataset", "data.type"),
+    **_alias(None, f"{_SIZE} (test images use the same size)", "input.size_train"),
+    **_alias(None, f"{_SIZE} (train and test share one size)", "input.size_test"),
+    **_alias(None, "losses are a list of terms: loss.terms: [{name: softmax}, {name: triplet, weight: 1.0}]",
+             "loss.name"),
 }
+
+
+def _no_equivalent(key: str, source: str, note: str) -> Exception:
+    """The error for an alias that has no canonical key: the note, with {config.key} replaced by its choices."""
+    from .config import ConfigError
+    from .config_schema import choices
+
+    def values(match: re.Match) -> str:
+        allowed = choices(match.group(1))
+        return match.group(0) if allowed is None else " | ".join(str(c) for c in allowed)
+
+    note = re.sub(r"\{([a-z_.]+)\}", values, note)
+    return ConfigError(f"config key '{key}' in {source} does not exist here: {note}")
 
 
 def packaged_configs_dir() -> Optional[Path]:
@@ -130,13 +137,13 @@ def _in_schema(key: str, defaults: Mapping[str, Any], open_sections: Any) -> boo
 
 def canonical_key(key: str, source: str) -> str:
     """An override's key after aliasing (`optim.base_lr` -> `optim.lr`); explanation-only aliases raise."""
-    from .config import DEFAULTS, OPEN_SECTIONS, ConfigError
+    from .config import DEFAULTS, OPEN_SECTIONS
 
     if _in_schema(key, DEFAULTS, OPEN_SECTIONS) or key.lower() not in ALIASES:
         return key
     target, note = ALIASES[key.lower()]
     if target is None:
-        raise ConfigError(f"config key '{key}' in {source} does not exist here: {note}")
+        raise _no_equivalent(key, source, note)
     return target
 
 
@@ -160,7 +167,7 @@ def apply_aliases(tree: Mapping[str, Any], source: str) -> Dict[str, Any]:
             if alias is not None:
                 target, note = alias
                 if target is None:
-                    raise ConfigError(f"config key '{key}' in {source} does not exist here: {note}")
+                    raise _no_equivalent(key, source, note)
                 del node[name]
                 moves.append((key, target, value))
             elif isinstance(value, dict):  # a foreign section such as fast-reid's SOLVER: look inside
