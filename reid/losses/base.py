@@ -34,6 +34,19 @@ def upcast(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
+def check_batch(inputs: Any, labels: torch.Tensor, name: str, what: str = "embeddings",
+                shape: str = "(B, d)") -> torch.Tensor:
+    """Validate a batch `inputs` of shape (B, x) (`what` it holds, its `shape` for the message) and its (B,) labels;
+    returns the inputs upcast for the loss (half precision -> float32)."""
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim != 2:
+        got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(f"{name}: expected {what} of shape {shape}, got {got}")
+    if labels.shape != (inputs.shape[0],):
+        raise ValueError(f"{name}: labels must have shape ({inputs.shape[0]},) to match the {what}, got "
+                         f"{tuple(labels.shape)}")
+    return upcast(inputs)
+
+
 def pairwise_sq_dist(x: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances within a batch (exact zeros on the diagonal)."""
     sq = x.pow(2).sum(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .base import ReIDLoss, upcast
+from .base import ReIDLoss, check_batch
 from .registry import LOSSES
 
 
@@ -26,16 +26,11 @@ class SoftmaxLoss(ReIDLoss):
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        if not isinstance(inputs, torch.Tensor) or inputs.ndim != 2:
-            raise ValueError(f"{type(self).__name__}: expected logits of shape (B, num_classes), got "
-                             f"{getattr(inputs, 'shape', type(inputs).__name__)}")
-        if labels.shape != (inputs.shape[0],):
-            raise ValueError(f"{type(self).__name__}: labels must have shape ({inputs.shape[0]},), got "
-                             f"{tuple(labels.shape)}")
+        logits = check_batch(inputs, labels, type(self).__name__, "logits", "(B, num_classes)")
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= inputs.shape[1]):
             raise ValueError(f"{type(self).__name__}: labels must be in [0, {inputs.shape[1] - 1}] (the classifier's "
                              f"classes), got [{int(labels.min())}, {int(labels.max())}]")
-        return F.cross_entropy(upcast(inputs), labels, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
 
 
 @LOSSES.register("large_margin_softmax")

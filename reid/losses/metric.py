@@ -7,19 +7,8 @@ from typing import Tuple
 import torch
 from torch.nn import functional as F
 
-from .base import ReIDLoss, pairwise_dist, pairwise_sq_dist, same_label, upcast
+from .base import ReIDLoss, check_batch, pairwise_dist, pairwise_sq_dist, same_label
 from .registry import LOSSES
-
-
-def _check(inputs: torch.Tensor, labels: torch.Tensor, name: str) -> torch.Tensor:
-    """Validate (B, d) embeddings with (B,) labels; returns the embeddings in float32/float64."""
-    if not isinstance(inputs, torch.Tensor) or inputs.ndim != 2:
-        raise ValueError(f"{name}: expected embeddings of shape (B, d), got "
-                         f"{tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__}")
-    if labels.shape != (inputs.shape[0],):
-        raise ValueError(f"{name}: labels must have shape ({inputs.shape[0]},) to match the embeddings, got "
-                         f"{tuple(labels.shape)}")
-    return upcast(inputs)
 
 
 DISTANCES = ("euclidean", "squared")
@@ -68,7 +57,7 @@ class TripletLoss(ReIDLoss):
         return F.softplus(x) if self.margin == "soft" else F.relu(x + float(self.margin))
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        d = _distances(_check(inputs, labels, "triplet"), self.distance)
+        d = _distances(check_batch(inputs, labels, "triplet"), self.distance)
         pos, neg = _masks(labels)
         if self.mining == "batch_hard":
             hardest_pos = torch.where(pos, d, torch.zeros_like(d)).max(1).values
@@ -107,7 +96,7 @@ class ContrastiveLoss(ReIDLoss):
         self.pos_margin, self.neg_margin = float(pos_margin), float(neg_margin)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        x = _check(inputs, labels, "contrastive")
+        x = check_batch(inputs, labels, "contrastive")
         pos, neg = _masks(labels)
         if self.distance == "squared":
             d2 = pairwise_sq_dist(x)
@@ -143,7 +132,7 @@ class NPairLoss(ReIDLoss):
         self.l2_reg, self.pairs = float(l2_reg), pairs
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        x = _check(inputs, labels, "npair")
+        x = check_batch(inputs, labels, "npair")
         members = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
         num_tuples = 1 if self.pairs == "first" else max(len(m) for m in members) // 2
         anchor_losses, anchors, positives = [], [], []
@@ -179,7 +168,7 @@ class BinomialDevianceLoss(ReIDLoss):
         self.alpha, self.beta, self.cost = float(alpha), float(beta), float(cost)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        x = F.normalize(_check(inputs, labels, "binomial_deviance"), dim=1)
+        x = F.normalize(check_batch(inputs, labels, "binomial_deviance"), dim=1)
         s = x @ x.T
         pos, neg = _masks(labels)
         loss = inputs.sum() * 0
@@ -209,7 +198,7 @@ class MultiSimilarityLoss(ReIDLoss):
         self.alpha, self.beta, self.lam, self.epsilon = float(alpha), float(beta), float(lam), float(epsilon)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
-        x = F.normalize(_check(inputs, labels, "multi_similarity"), dim=1)
+        x = F.normalize(check_batch(inputs, labels, "multi_similarity"), dim=1)
         s = x @ x.T
         pos, neg = _masks(labels)
         inf = torch.full_like(s, float("inf"))
