@@ -33,6 +33,7 @@ from reid.data.datasets.base import DISTRACTOR_PID  # noqa: E402
 from reid.data.loader import build_test_loader  # noqa: E402
 from reid.builders import build_dataset_from_config  # noqa: E402
 from reid.engine.evaluator import FeatureSet, evaluate_features, feature_set  # noqa: E402
+from reid.evaluation import clustering_nmi, recall_at_k  # noqa: E402
 from reid.engine.tester import _multi_query_features, load_trained_model  # noqa: E402
 
 DEFAULT_RUNS = ["softmax", "sn", "triplet", "triplet_soft", "triplet_density", "triplet_horde", "hraml",
@@ -56,7 +57,8 @@ def images_per_second(model: torch.nn.Module, height: int, width: int, batch: in
     return batch / float(np.median(times))
 
 
-def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only: bool = False) -> Dict[str, Any]:
+def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only: bool = False,
+                 dml_metrics: bool = False) -> Dict[str, Any]:
     cfg = load_config(folder / "config.yaml", [f"data.root={root}"])
     checkpoint = str(final_weights(folder))
     dataset = build_dataset_from_config(cfg, multi_query=True)
@@ -75,6 +77,8 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
         mq = _multi_query_features(model, dataset, query, tcfg, bs, torch.device("cpu"), "mean", True)
         out["multi_query"] = summary(evaluate_features(query, gallery, test_cfg, query_features=mq))
         out["rerank"] = summary(evaluate_features(query, gallery, dict(test_cfg, rerank=True)))
+    if dml_metrics:
+        out["dml"] = metric_learning_scores(query, gallery)
     if getattr(model, "horde", None) is not None:
         model.test_high_order = True
         hq, hg = features(dataset.query, "query"), features(dataset.gallery, "gallery")
@@ -87,6 +91,18 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
         out["gallery_study"] = gallery_size_curve(query, gallery, features(dataset.train, "train"), test_cfg,
                                                   seed=cfg["seed"])
     return out
+
+
+def metric_learning_scores(query: FeatureSet, gallery: FeatureSet) -> Dict[str, float]:
+    """The deep-metric-learning papers' metrics (density adaptivity, HORDE) on the test identities: Recall@K with
+    every query and gallery image of a test identity (distractors and junk left out) as a query against all the
+    others, and the NMI of k-means with one cluster per identity (seed 0)."""
+    keep_q, keep_g = query.pids > 0, gallery.pids > 0
+    features = torch.cat([query.features[torch.from_numpy(keep_q)], gallery.features[torch.from_numpy(keep_g)]])
+    labels = np.concatenate([query.pids[keep_q], gallery.pids[keep_g]])
+    scores = {f"recall@{k}": round(100 * v, 2) for k, v in recall_at_k(features, labels, ks=(1, 2, 4, 8)).items()}
+    scores["nmi"] = round(100 * float(clustering_nmi(features, labels)), 2)
+    return scores
 
 
 def final_weights(folder: Path) -> Path:

@@ -34,7 +34,9 @@ CONFIGS = REPO / "configs" / "cpu_study"
 DEFAULT_ARMS = ["sn", "triplet_soft", "softmax", "sn_noneck", "teacher", "student_alone", "student_hard",
                 "student_soft", "student_kd", "student_kd_soft", "sn_k5", "sn_lambda0", "contrastive",
                 "density_contrastive", "binomial", "horde_binomial"]
-SINGLE_SEED_ARMS = {"teacher"}  # the teacher is a tool of the DarkRank study, not a compared arm
+SINGLE_SEED_ARMS = {"teacher"}
+# Arms of the deep-metric-learning papers: also Recall@K and NMI on the test identities (their papers' metrics).
+DML_ARMS = {"contrastive", "density_contrastive", "binomial", "horde_binomial"}  # the teacher is a tool of the DarkRank study, not a compared arm
 
 # One row per headline claim: (paper, claim, method arm, baseline arm, the paper's own figures).
 CLAIMS: List[Dict[str, str]] = [
@@ -95,7 +97,8 @@ def evaluate(arm: str, seed: int, root: str) -> Dict[str, Any]:
     """Single query (flip test) on the full Market-1501 test split, plus inference speed and size."""
     from cpu_quick_eval import evaluate_run  # noqa: WPS433 - torch-heavy, only when evaluating
 
-    out = evaluate_run(run_folder(arm, seed), root, gallery_study=False, single_query_only=True)
+    out = evaluate_run(run_folder(arm, seed), root, gallery_study=False, single_query_only=True,
+                       dml_metrics=arm in DML_ARMS)
     out.update(arm=arm, seed=seed)
     return out
 
@@ -189,6 +192,24 @@ def arms_table(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def dml_table(results: Dict[str, Any]) -> str:
+    """Recall@K and NMI on the test identities (mean +- std over seeds) for the metric-learning arms."""
+    keys = ["recall@1", "recall@2", "recall@4", "recall@8", "nmi"]
+    lines = ["| arm | seeds | " + " | ".join(keys) + " |", "| --- | --- |" + " ---: |" * len(keys)]
+    for arm in DEFAULT_ARMS:
+        runs = sorted((r for r in results.values() if r["arm"] == arm and "dml" in r), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        cells = []
+        for key in keys:
+            v = [r["dml"][key] for r in runs]
+            mean = sum(v) / len(v)
+            std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else float("nan")
+            cells.append(f"{mean:.2f} +- {std:.2f}")
+        lines.append(f"| `{arm}` | {', '.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,7 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run(args.root, args.arms, args.seeds, args.json)
     else:
         results = load(args.json)
-        print(arms_table(results) + "\n\n" + claims_table(results))
+        print("\n\n".join(t for t in (arms_table(results), dml_table(results), claims_table(results)) if t))
     return 0
 
 

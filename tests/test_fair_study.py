@@ -69,11 +69,14 @@ def test_tables_are_generated_from_the_json(tmp_path, capsys):
     for seed in range(3):
         for arm, m in (("sn", 20.0 + seed), ("triplet_soft", 10.0 + seed)):
             results[f"{arm}_seed{seed}"] = result(arm, seed, m)
+    results["binomial_seed0"] = dict(result("binomial", 0, 5.0), dml={"recall@1": 50.0, "recall@2": 60.0,
+                                                                   "recall@4": 70.0, "recall@8": 80.0, "nmi": 40.0})
     path = tmp_path / "study.json"
     path.write_text(json.dumps(results))
     assert fair_study.main(["table", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "| `sn` | 0, 1, 2 | 40.00, 41.00, 42.00 | 20.00, 21.00, 22.00 | 41.00 +- 1.00 | 21.00 +- 1.00 |" in out
+    assert "| `binomial` | 0 | 50.00 +- nan | 60.00 +- nan | 70.00 +- nan | 80.00 +- nan | 40.00 +- nan |" in out
     row = next(line for line in out.splitlines() if "`sn` vs `triplet_soft`" in line)
     assert row.endswith("| holds |") and "+10.00" in row
     assert "not run yet" in next(line for line in out.splitlines() if "`sn` vs `softmax`" in line)
