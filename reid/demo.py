@@ -172,7 +172,7 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
     """
     from .data.loader import ImageReadError, read_image
     from .demo_page import PageEntry, PageRow, write_demo_page
-    from .evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES
+    from .evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES, in_ranking
     from .visualize import distance_decimals, draw_ranklist, save_image
 
     ckpt, gallery_dir, out_dir = Path(checkpoint), Path(gallery), Path(out)
@@ -215,7 +215,7 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
           f"{len(index.paths) - index.extracted} from cache)")
     qf = extractor.extract(query_arrays)
     roles, all_known = _roles(queries, index.paths)
-    ignored = max((int(((r != MATCH) & (r != NEGATIVE)).sum()) for r in roles if r is not None), default=0)
+    ignored = max((int((~in_ranking(r)).sum()) for r in roles if r is not None), default=0)
     started = time.perf_counter()
     # enough results that the protocol's top-k (ignored items skipped) is known too
     order, dist = search(qf, index.features, topk=min(len(index.paths), topk + ignored), rerank=rerank,
@@ -232,7 +232,8 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
         results[query] = ranked
         note = ""
         if role is not None and all_known and (role == MATCH).any():
-            valid = [j for j in order[qi] if role[j] in (MATCH, NEGATIVE)][:topk]
+            ranked_here = in_ranking(role)
+            valid = [j for j in order[qi] if ranked_here[j]][:topk]
             counted += 1
             hits1 += int(bool(valid) and role[valid[0]] == MATCH)
             hitsk += int(any(role[j] == MATCH for j in valid))

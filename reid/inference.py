@@ -53,26 +53,19 @@ class FeatureExtractor:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got shape {array.shape} dtype {array.dtype}")
         return self.transform(image=array)["image"]
 
-    @torch.no_grad()
     def extract(self, images: Sequence[ImageInput], progress: bool = False) -> torch.Tensor:
-        """Embed images in batches; returns (N, D) L2-normalised float32 features on the CPU."""
+        """Embed images in batches; returns (N, D) L2-normalised float32 features on the CPU (the evaluation's
+        extraction loop, `reid.evaluation.features.extract_features`)."""
         from tqdm import tqdm
+
+        from .evaluation.features import extract_features
 
         if len(images) == 0:
             raise ValueError("extract: no images given")
-        chunks = []
         starts = range(0, len(images), self.batch_size)
-        for start in tqdm(starts, desc="extracting", disable=not progress, leave=False):
-            batch = torch.stack([self._prepare(im) for im in images[start:start + self.batch_size]]).to(self.device)
-            out = self._embed(batch)
-            if self.flip:
-                out = out + self._embed(torch.flip(batch, dims=[3]))
-            chunks.append(torch.nn.functional.normalize(out.float(), dim=1).cpu())
-        return torch.cat(chunks)
-
-    def _embed(self, batch: torch.Tensor) -> torch.Tensor:
-        out = self.model(batch)
-        return out["normalized"] if isinstance(out, Mapping) else out
+        batches = (torch.stack([self._prepare(im) for im in images[start:start + self.batch_size]])
+                   for start in tqdm(starts, desc="extracting", disable=not progress, leave=False))
+        return extract_features(self.model, batches, self.device, flip=self.flip, desc="extract")
 
 
 def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: int = 10, rerank: bool = False,

@@ -64,14 +64,16 @@ def refine(query: ArrayLike, gallery: ArrayLike, candidates: np.ndarray, k: int)
 
 def exact_search(query: torch.Tensor, gallery: torch.Tensor, k: int, extra: int = 8,
                  chunk: int = 256) -> Tuple[np.ndarray, np.ndarray]:
-    """Exact top-k: float32 candidates (every item within the (k + extra)-th distance, so ties are all kept),
-    then the float64 order."""
+    """Exact top-k: float32 candidates (every item within the (k + extra)-th distance, so ties are all kept) from
+    the evaluation's distance (`reid.evaluation.distance.pairwise_distance`), then the float64 order."""
+    from .evaluation.distance import pairwise_distance, squared_norms
+
     q, g = query.float(), gallery.float()
-    g_sq = g.pow(2).sum(1)
+    g_sq = squared_norms(g)
     m = min(len(g), k + extra)
     idx, dist = [], []
     for s in range(0, len(q), chunk):
-        d = (q[s:s + chunk].pow(2).sum(1, keepdim=True) + g_sq[None] - 2 * q[s:s + chunk] @ g.T).clamp_min(0)
+        d = pairwise_distance(q[s:s + chunk], g, "euclidean", g_sq)
         cut = torch.kthvalue(d, m, dim=1, keepdim=True).values if m < len(g) else d.max(1, keepdim=True).values
         mask = (d <= cut).numpy()
         width = int(mask.sum(1).max())

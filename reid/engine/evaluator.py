@@ -19,7 +19,6 @@ class FeatureSet:
     paths: List[str]
 
 
-@torch.no_grad()
 def extract_features(
     model: torch.nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -29,32 +28,21 @@ def extract_features(
     desc: str = "features",
     progress: bool = True,
 ) -> Tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Run the model in eval mode over an ordered loader; `flip` averages with the mirrored image."""
-    was_training = model.training
-    model.eval()
-    feats, pids, camids = [], [], []
-    # A bar on a terminal, ETA lines when redirected; only rank 0 reports so DDP logs are not multiplied.
-    for batch in progress_bar(loader, desc, enabled=progress and distributed.is_main_process()):
-        images = batch["img"].to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
-            out = _embedding(model, images)
-            if flip:
-                out = out + _embedding(model, torch.flip(images, dims=[3]))
-        out = torch.nn.functional.normalize(out.float(), dim=1)
-        feats.append(out.cpu())
-        pids.append(batch["pid"].numpy())
-        camids.append(batch["camid"].numpy())
-    model.train(was_training)
-    if not feats:
-        raise ValueError(f"{desc}: the loader produced no images")
-    return torch.cat(feats), np.concatenate(pids), np.concatenate(camids)
+    """Run the model in eval mode over an ordered loader (the evaluation package's one extraction loop, fed the
+    loader's images); `flip` averages with the mirrored image. Returns (features, pids, camids)."""
+    from ..evaluation.features import extract_features as extract
 
+    pids, camids = [], []
 
-def _embedding(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    out = model(images)
-    if isinstance(out, Mapping):
-        out = out["normalized"]
-    return out
+    def images():
+        # A bar on a terminal, ETA lines when redirected; only rank 0 reports so DDP logs are not multiplied.
+        for batch in progress_bar(loader, desc, enabled=progress and distributed.is_main_process()):
+            pids.append(batch["pid"].numpy())
+            camids.append(batch["camid"].numpy())
+            yield batch["img"]
+
+    feats = extract(model, images(), device, flip=flip, amp=amp, desc=desc)
+    return feats, np.concatenate(pids), np.concatenate(camids)
 
 
 def feature_set(model, samples, loader, device, flip=False, amp=False, desc="features",
@@ -102,10 +90,3 @@ def evaluate_features(
     query_in_gallery = np.array([position.get(p, -1) for p in query.paths], dtype=np.int64)
     return evaluate(qf, gallery.features, query.pids, gallery.pids, None, None,
                     query_in_gallery=query_in_gallery, **kwargs)
-
-
-def ranked_gallery(query_feature: torch.Tensor, gallery: torch.Tensor, topk: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Top-k gallery indices and squared Euclidean distances for one query (stable on ties)."""
-    d = (gallery - query_feature[None]).pow(2).sum(1)
-    order = torch.from_numpy(np.argsort(d.numpy(), kind="stable")[:topk])
-    return order.numpy(), d[order].numpy()

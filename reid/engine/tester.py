@@ -11,7 +11,8 @@ import torch
 
 from ..builders import build_dataset_from_config, resolve_device
 from ..checkpoint import load_model_from_checkpoint
-from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups, ranked_gallery
+from ..evaluation.distance import rank_gallery
+from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups
 
 if TYPE_CHECKING:
     from ..evaluation.verification import VerificationReport
@@ -149,7 +150,7 @@ def draw_ranklists(query: FeatureSet, gallery: FeatureSet, count: int, seed: int
     """(query index, rank-list image) for `count` seeded queries, ranked as the evaluation ranks them: the
     protocol's own roles (`gallery_roles`) remove junk and same-camera matches, or only the query itself when
     there are no camera ids."""
-    from ..evaluation.verification import MATCH, NEGATIVE, gallery_roles
+    from ..evaluation.verification import MATCH, gallery_roles, in_ranking
     from ..visualize import distance_decimals, draw_ranklist
 
     rng = np.random.default_rng(seed)
@@ -159,8 +160,8 @@ def draw_ranklists(query: FeatureSet, gallery: FeatureSet, count: int, seed: int
     for q in sorted(picks.tolist()):
         role = gallery_roles(query.pids[q:q + 1], gallery.pids, query.camids[q:q + 1] if has_cameras else None,
                              gallery.camids if has_cameras else None, None if qig is None else qig[q:q + 1])[0]
-        idx = np.flatnonzero((role == MATCH) | (role == NEGATIVE))
-        order, dist = ranked_gallery(query.features[q], gallery.features[idx], topk)
+        idx = np.flatnonzero(in_ranking(role))
+        order, dist = rank_gallery(query.features[q], gallery.features[idx], topk)
         chosen = idx[order]
         drawn.append((q, draw_ranklist(query.paths[q], [gallery.paths[i] for i in chosen], dist,
                                        roles=["match" if role[i] == MATCH else "negative" for i in chosen],

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Tuple
 
+import numpy as np
 import torch
 
 METRICS = ("euclidean", "cosine")
@@ -72,3 +73,12 @@ def distance_matrix(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidean
     for qsl, gsl, block in iter_distance_chunks(qf, gf, metric):
         out[qsl, gsl] = block
     return out
+
+
+def rank_gallery(query_feature: torch.Tensor, gallery: torch.Tensor, topk: int,
+                 metric: str = "euclidean") -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k gallery indices and distances (`pairwise_distance`, as the evaluation computes them) for one query,
+    nearest first, ties by gallery index."""
+    d = pairwise_distance(query_feature.reshape(1, -1), gallery, metric)[0].cpu()
+    order = torch.from_numpy(np.argsort(d.numpy(), kind="stable")[:topk])
+    return order.numpy(), d[order].numpy()

@@ -58,6 +58,13 @@ def gallery_roles(q_pids: np.ndarray, g_pids: np.ndarray, q_camids: Optional[np.
     return roles
 
 
+def in_ranking(roles: np.ndarray) -> np.ndarray:
+    """The rank-list mask: True for the gallery items a query's ranking holds (its true matches and the other ids'
+    items), False for those the protocol leaves out (same id and camera, junk, the query itself)."""
+    roles = np.asarray(roles)
+    return (roles == MATCH) | (roles == NEGATIVE)
+
+
 def pair_distances(qf: torch.Tensor, gf: torch.Tensor, q_pids: np.ndarray, g_pids: np.ndarray,
                    q_camids: Optional[np.ndarray] = None, g_camids: Optional[np.ndarray] = None,
                    query_in_gallery: Optional[np.ndarray] = None, metric: str = "euclidean", chunk: int = 256,
