@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reid.config import load_config  # noqa: E402
 from reid.data.datasets.base import DISTRACTOR_PID  # noqa: E402
+from reid.data.cache import decode_split, default_cache_dir  # noqa: E402
 from reid.data.loader import build_test_loader  # noqa: E402
 from reid.builders import build_dataset_from_config  # noqa: E402
 from reid.engine.evaluator import FeatureSet, evaluate_features, feature_set  # noqa: E402
@@ -58,7 +59,9 @@ def images_per_second(model: torch.nn.Module, height: int, width: int, batch: in
 
 
 def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only: bool = False,
-                 dml_metrics: bool = False) -> Dict[str, Any]:
+                 dml_metrics: bool = False, decoded_cache: bool = False) -> Dict[str, Any]:
+    """`decoded_cache`: query and gallery from the decoded-image cache of the data root (as the trainer's own
+    evaluation reads them; decoded once for all runs) instead of per-file decoding (the earlier studies' path)."""
     cfg = load_config(folder / "config.yaml", [f"data.root={root}"])
     checkpoint = str(final_weights(folder))
     dataset = build_dataset_from_config(cfg, multi_query=True)
@@ -66,8 +69,13 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
     tcfg, bs, workers = cfg["transforms"], cfg["data"]["test_batch_size"], cfg["data"]["num_workers"]
 
     def features(samples, desc: str) -> FeatureSet:
-        loader = build_test_loader(samples, tcfg, batch_size=bs, num_workers=workers)
-        return feature_set(model, samples, loader, torch.device("cpu"), flip=True, desc=desc, progress=False)
+        decoded = None
+        if decoded_cache:
+            decoded, _ = decode_split([s.path for s in samples], tcfg["height"], tcfg["width"],
+                                      cache_dir=default_cache_dir(root, folder), max_gb=cfg["data"]["cache_max_gb"])
+        loader = build_test_loader(samples, tcfg, batch_size=bs, num_workers=workers, decoded=decoded)
+        return feature_set(model, samples, loader, torch.device("cpu"), flip=bool(cfg["train"]["flip_test"]),
+                           desc=desc, progress=False)
 
     query, gallery = features(dataset.query, "query"), features(dataset.gallery, "gallery")
     test_cfg = dict(cfg["test"], rerank=False)

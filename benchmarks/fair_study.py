@@ -2,7 +2,7 @@
 
 Every arm is one config of `configs/cpu_study/` (all on the recipe `configs/_base_/cpu_study.yaml`: the arms of a
 comparison differ only in what the comparison varies), trained for each seed into `runs/study_<arm>_seed<S>` and
-evaluated single query (flip test) right after its training, one job at a time (two jobs on 2 cores run each about
+evaluated single query right after its training, one job at a time (two jobs on 2 cores run each about
 3x slower). A killed run continues exactly from its checkpoint when the command is repeated; finished runs are not
 retrained, evaluated runs not re-evaluated. Results go into one JSON file (committed); the claims table is
 generated from it, never edited by hand.
@@ -94,11 +94,11 @@ def train(arm: str, seed: int, root: str) -> None:
 
 
 def evaluate(arm: str, seed: int, root: str) -> Dict[str, Any]:
-    """Single query (flip test) on the full Market-1501 test split, plus inference speed and size."""
+    """Single query on the full Market-1501 test split (the recipe's test: no flip), plus inference speed and size."""
     from cpu_quick_eval import evaluate_run  # noqa: WPS433 - torch-heavy, only when evaluating
 
     out = evaluate_run(run_folder(arm, seed), root, gallery_study=False, single_query_only=True,
-                       dml_metrics=arm in DML_ARMS)
+                       dml_metrics=arm in DML_ARMS, decoded_cache=True)
     out.update(arm=arm, seed=seed)
     return out
 
