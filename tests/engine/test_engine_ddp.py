@@ -10,7 +10,7 @@ import torch
 
 from engine_helpers import config_file, tiny_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_torchrun_two_processes_on_cpu(tiny_market, tmp_path):

@@ -32,7 +32,7 @@ def test_training_and_evaluation_without_albumentations_and_numba(tiny_market, t
         "assert 'albumentations' not in sys.modules and 'numba' not in sys.modules\n"
         "print('mAP', result.mAP)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "mAP" in proc.stdout and (tmp_path / "run" / "checkpoint.pth").is_file()
     assert cfg["data"]["pipeline"] == "tensor"

@@ -150,7 +150,7 @@ def test_kill_9_mid_epoch_then_resume_is_bitwise_identical(tiny_market, tmp_path
     full.close()
 
     cfg = tiny_config(tmp_path / "cut", tiny_market, TERMS, MODEL, train=train)
-    tool = Path(__file__).resolve().parents[1] / "tools" / "train.py"
+    tool = Path(__file__).resolve().parents[2] / "tools" / "train.py"
     proc = subprocess.Popen([sys.executable, str(tool), "--config", str(config_file(cfg)), "--no-progress"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})

@@ -15,7 +15,7 @@ from reid.builders import MissingDatasetError
 from reid.checkpoint import CheckpointError
 from reid.engine.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TERMS = [{"name": "softmax"}, {"name": "triplet"}]
 MODEL = {"classifier": "linear"}
 

@@ -12,7 +12,7 @@ from reid.builders import build_losses_from_config, build_model_from_config
 from reid.engine.density_setup import setup_density
 from reid.engine.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 FAMILIES = {
     "softmax_triplet": dict(terms=[{"name": "softmax"}, {"name": "triplet", "margin": 0.3}],

@@ -34,7 +34,7 @@ def _float64_order(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _evaluate_tool():
-    spec = importlib.util.spec_from_file_location("evaluate_tool", Path(__file__).parents[1] / "tools" / "evaluate.py")
+    spec = importlib.util.spec_from_file_location("evaluate_tool", Path(__file__).parents[2] / "tools" / "evaluate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -113,7 +113,7 @@ def test_onnx_metadata_preprocessing_reproduces_the_pytorch_pipeline(tiny_checkp
 def test_export_tool_prints_a_snippet_that_runs_the_model(tiny_checkpoint, tiny_market, tmp_path, capsys):
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
     import export as export_tool
 
     out = tmp_path / "m.onnx"

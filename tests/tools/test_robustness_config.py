@@ -191,7 +191,7 @@ def test_onnx_export_without_onnx_says_which_extra(tmp_path):
               "sys.modules['onnx'] = None  # find_spec('onnx') is None: as if not installed\n"
               "sys.argv = ['export.py', '--checkpoint', sys.argv[1], '--output', sys.argv[2]]\n"
               "runpy.run_path(%r, run_name='__main__')\n"
-              % str(Path(__file__).resolve().parents[1] / "tools" / "export.py"))
+              % str(Path(__file__).resolve().parents[2] / "tools" / "export.py"))
     out = tmp_path / "model.onnx"
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "any.pth"), str(out)], capture_output=True,
                           text=True, timeout=300, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})

@@ -15,7 +15,7 @@ import yaml
 
 from reid.evaluation import evaluate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(script, *args):
