@@ -5,48 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from naive_references import naive_rank_metrics
 from reid.evaluation import EvaluationResult, clustering_nmi, evaluate, nmi, recall_at_k
-
-
-def naive(dist, qp, gp, qc, gc, ap="mean", empty="skip", max_rank=20, qig=None):
-    """The classic per-query loop: stable argsort, remove junk and same id + camera, walk the ranking."""
-    cmc, aps, inps, skipped = np.zeros(max_rank), [], [], 0
-    for i in range(len(qp)):
-        order = np.argsort(dist[i], kind="stable")
-        keep = []
-        for j in order:
-            if gp[j] == -1:
-                continue
-            if qc is not None and gp[j] == qp[i] and gc[j] == qc[i]:
-                continue
-            if qig is not None and j == qig[i]:
-                continue
-            keep.append(j)
-        match = np.array([gp[j] == qp[i] for j in keep])
-        if not match.any():
-            skipped += 1
-            if empty == "zero":
-                aps.append(0.0)
-                inps.append(0.0)
-            continue
-        first = int(np.argmax(match))
-        hit = np.zeros(max_rank)
-        if first < max_rank:
-            hit[first:] = 1
-        cmc += hit
-        hits = np.flatnonzero(match)
-        n = len(hits)
-        total = 0.0
-        for k, r in enumerate(hits, 1):
-            if ap == "mean":
-                total += k / (r + 1)
-            else:
-                above = 1.0 if r == 0 else (k - 1) / r
-                total += (above + k / (r + 1)) / 2
-        aps.append(total / n)
-        inps.append(n / (hits[-1] + 1))
-    counted = len(aps)
-    return cmc / counted, float(np.mean(aps)), float(np.mean(inps)), skipped
 
 
 def random_case(seed, nq=25, ng=120, dim=6, cameras=True, ties=False):
@@ -85,7 +45,7 @@ def dense(qf, gf):
 def test_matches_naive_loop(ap, seed, backend):
     qf, gf, qp, gp, qc, gc = random_case(seed)
     d = evaluate(None, None, qp, gp, qc, gc, distmat=dense(qf, gf), ap=ap, max_rank=20)
-    cmc, m, inp, skipped = naive(dense(qf, gf), qp, gp, qc, gc, ap=ap)
+    cmc, m, inp, skipped = naive_rank_metrics(dense(qf, gf), qp, gp, qc, gc, ap=ap)
     np.testing.assert_allclose(d.cmc, cmc, atol=1e-12)
     assert d.mAP == pytest.approx(m, abs=1e-9) and d.mINP == pytest.approx(inp, abs=1e-9)
     assert d.num_skipped == skipped
@@ -96,7 +56,7 @@ def test_streaming_equals_dense(chunks, backend):
     qf, gf, qp, gp, qc, gc = random_case(3, nq=40, ng=301)
     streamed = evaluate(qf, gf, qp, gp, qc, gc, chunk_size=chunks[0], gallery_chunk=chunks[1], max_rank=30)
     dist = torch.cdist(qf.double(), gf.double()).pow(2).numpy()
-    cmc, m, inp, _ = naive(dist, qp, gp, qc, gc, max_rank=30)
+    cmc, m, inp, _ = naive_rank_metrics(dist, qp, gp, qc, gc, max_rank=30)
     np.testing.assert_allclose(streamed.cmc, cmc)
     assert streamed.mAP == pytest.approx(m, abs=1e-6)
 
@@ -108,7 +68,7 @@ def test_ties_are_broken_by_gallery_order(backend):
     for kwargs in ({"distmat": d}, {"gallery_chunk": 17, "chunk_size": 5}):
         args = (None, None) if "distmat" in kwargs else (qf, gf)
         res = evaluate(*args, qp, gp, qc, gc, max_rank=20, **kwargs)
-        cmc, m, _, _ = naive(d, qp, gp, qc, gc)
+        cmc, m, _, _ = naive_rank_metrics(d, qp, gp, qc, gc)
         np.testing.assert_allclose(res.cmc, cmc)
         assert res.mAP == pytest.approx(m, abs=1e-9)
 
@@ -129,7 +89,7 @@ def test_no_camera_dataset_removes_only_the_query_itself(backend):
         gf[i] = qf[i]
         gp[i] = qp[i]
         qig[i] = i
-    cmc, m, _, _ = naive(dense(qf, gf), qp, gp, None, None, qig=qig)
+    cmc, m, _, _ = naive_rank_metrics(dense(qf, gf), qp, gp, None, None, qig=qig)
     for chunks in ({}, {"chunk_size": 4, "gallery_chunk": 13}):  # the query's own item in any gallery block
         res = evaluate(qf, gf, qp, gp, query_in_gallery=qig, max_rank=20, **chunks)
         np.testing.assert_allclose(res.cmc, cmc, atol=1e-12)
@@ -182,7 +142,7 @@ def test_single_shot_is_seeded_and_matches_manual_trials():
     for t in range(5):
         rng = np.random.default_rng([3, t])
         keep = np.sort([rng.choice(np.flatnonzero(gp == pid)) for pid in np.unique(gp)])
-        maps.append(naive(d[:, keep], qp, gp[keep], qc, gc[keep], max_rank=10)[1])
+        maps.append(naive_rank_metrics(d[:, keep], qp, gp[keep], qc, gc[keep], max_rank=10)[1])
     assert a.mAP == pytest.approx(np.mean(maps), abs=1e-9)
 
 

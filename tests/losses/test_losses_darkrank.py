@@ -1,51 +1,13 @@
-"""DarkRank (Chen, Wang, Zhang 2017, eqs. 2-5) against naive float64 enumeration of Plackett-Luce probabilities."""
-import itertools
+"""DarkRank (Chen, Wang, Zhang 2017, eqs. 2-5) against naive float64 enumeration of Plackett-Luce probabilities
+(both generations of the tests: the seed methods' checks and the loss's own)."""
 import math
 
 import pytest
 import torch
 
+from naive_references import (assert_value_and_grad_match, float_of_grad_ok, naive_darkrank, naive_darkrank_scores,
+                              pk_batch, plackett_luce_prob, teacher_list)
 from reid.losses import build_loss, darkrank_loss
-
-
-def naive_scores(x, alpha, beta):
-    n = len(x)
-    s = [[None] * n for _ in range(n)]
-    for i in range(n):
-        for j in range(n):
-            d2 = ((x[i] - x[j]) ** 2).sum()
-            s[i][j] = -alpha * torch.clamp(d2, min=1e-12) ** (beta / 2)
-    return s
-
-
-def pl_prob(scores):
-    """Product formula: prod_i exp(S_i) / sum_{j >= i} exp(S_j)."""
-    p = 1.0
-    for i in range(len(scores)):
-        p = p * torch.exp(scores[i]) / sum(torch.exp(v) for v in scores[i:])
-    return p
-
-
-def teacher_list(ts, i, length):
-    cands = [j for j in range(len(ts)) if j != i]
-    cands.sort(key=lambda j: -float(ts[i][j].detach()))
-    return cands[:length]
-
-
-def naive_darkrank(student, teacher, mode, alpha=3.0, beta=3.0, length=None):
-    ss, ts = naive_scores(student, alpha, beta), naive_scores(teacher, alpha, beta)
-    n = len(student)
-    total = 0.0
-    for i in range(n):
-        cands = teacher_list(ts, i, n - 1 if length is None else length)
-        if mode == "hard":
-            total = total - torch.log(pl_prob([ss[i][j] for j in cands]))
-            continue
-        for perm in itertools.permutations(cands):
-            pt = pl_prob([ts[i][j] for j in perm])
-            ps = pl_prob([ss[i][j] for j in perm])
-            total = total + pt * (torch.log(pt) - torch.log(ps))
-    return total / n
 
 
 def _pair(n=6, ds=4, dt=7, seed=0, scale=0.4):
@@ -120,11 +82,11 @@ def test_teacher_receives_no_gradient_and_anchor_options():
     loss.backward()
     assert t.grad is None and s.grad.abs().sum() > 0
     one = darkrank_loss(s, t, mode="hard", anchors="one")
-    ss, ts = naive_scores(s.detach(), 3.0, 3.0), naive_scores(t.detach(), 3.0, 3.0)
-    ref = -torch.log(pl_prob([ss[0][j] for j in teacher_list(ts, 0, 5)]))
+    ss, ts = naive_darkrank_scores(s.detach(), 3.0, 3.0), naive_darkrank_scores(t.detach(), 3.0, 3.0)
+    ref = -torch.log(plackett_luce_prob([ss[0][j] for j in teacher_list(ts, 0, 5)]))
     assert torch.allclose(one.detach(), ref, atol=1e-10)
     half = darkrank_loss(s, t, mode="hard", anchors="half")
-    refs = [-torch.log(pl_prob([ss[i][j] for j in teacher_list(ts, i, 5)])) for i in range(3)]
+    refs = [-torch.log(plackett_luce_prob([ss[i][j] for j in teacher_list(ts, i, 5)])) for i in range(3)]
     assert torch.allclose(half.detach(), sum(refs) / 3, atol=1e-10)
 
 
@@ -166,3 +128,59 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="mode"):
         darkrank_loss(s, t, mode="listnet")
     assert math.isfinite(float(darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="mc", num_samples=8)))
+
+
+@float_of_grad_ok
+@pytest.mark.parametrize("mode,length", [("soft", "all"), ("soft", 3), ("hard", None), ("hard", 4)])
+def test_darkrank_matches_naive(mode, length):
+    s, _ = pk_batch(p=3, k=2, d=4, seed=1, normalise=False)
+    t, _ = pk_batch(p=3, k=2, d=6, seed=2, normalise=False)
+    s = (s * 0.4).detach().requires_grad_(True)
+    t = (t * 0.4).detach()
+    fn = lambda s, t: darkrank_loss(s, t, mode=mode, list_length=length)
+    ref = lambda s, t: naive_darkrank(s, t, mode, length=length)
+    assert_value_and_grad_match(fn, ref, s, t)
+
+
+@float_of_grad_ok
+def test_darkrank_monte_carlo_estimates_the_exact_kl():
+    s, _ = pk_batch(p=2, k=2, d=3, seed=3, normalise=False)
+    t, _ = pk_batch(p=2, k=2, d=3, seed=4, normalise=False)
+    s, t = (s * 0.5).detach(), (t * 0.5).detach()
+    exact = float(darkrank_loss(s, t, mode="soft"))
+    mc = float(darkrank_loss(s, t, mode="mc", num_samples=20000, generator=torch.Generator().manual_seed(0)))
+    assert mc == pytest.approx(exact, abs=0.02 + 0.05 * exact)
+
+
+@float_of_grad_ok
+def test_darkrank_stability_and_errors():
+    x = torch.randn(6, 8)
+    dup = torch.cat([x[:3], x[:3]]).requires_grad_(True)  # duplicates: d = 0
+    for mode in ("soft", "hard"):
+        loss = darkrank_loss(dup * 4, x * 4, mode=mode, alpha=3.0, beta=3.0, list_length=4)  # |S| in the hundreds
+        grad, = torch.autograd.grad(loss, dup)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    with pytest.raises(ValueError, match="student batch 6 != teacher batch 5"):
+        darkrank_loss(x, x[:5])
+    with pytest.raises(ValueError, match="intractable"):
+        darkrank_loss(torch.randn(12, 3), torch.randn(12, 3), mode="soft", list_length="all")
+    with pytest.raises(ValueError, match="list_length must be <= 8"):
+        build_loss("darkrank", mode="soft", list_length="all")
+
+
+@float_of_grad_ok
+def test_teacher_receives_no_gradient():
+    s = torch.randn(6, 4, requires_grad=True)
+    t = torch.randn(6, 5, requires_grad=True)
+    darkrank_loss(s, t, mode="soft", list_length=3).backward()
+    assert t.grad is None and s.grad is not None
+
+
+@float_of_grad_ok
+def test_darkrank_under_half_precision_autocast_is_finite():
+    s = torch.randn(8, 16).bfloat16().requires_grad_(True)
+    t = torch.randn(8, 16).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = build_loss("darkrank", mode="soft", alpha=3.0, beta=3.0, list_length=4)(s, None, t)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(s.grad.float()).all()

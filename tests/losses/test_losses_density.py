@@ -1,25 +1,10 @@
-"""Density adaptivity regularizer (Li et al. TMM 2019, eqs. 5 and 8) against naive per-class loops."""
+"""Density adaptivity regularizer (Li et al. TMM 2019, eqs. 5 and 8) against naive per-class loops (both generations
+of the tests: the seed methods' checks and the loss's own)."""
 import pytest
 import torch
 
+from naive_references import float_of_grad_ok, naive_density_adaptivity, pk_batch
 from reid.losses import build_loss, compute_class_densities, density_adaptivity_loss
-
-
-def naive_da(x, labels, alpha, d0, eta):
-    classes = [c for c in sorted(set(labels.tolist())) if (labels == c).sum() >= 2]
-    dens = []
-    for c in classes:
-        members = [x[i] for i in range(len(x)) if labels[i] == c]
-        mu = sum(members) / len(members)
-        dens.append(sum(((f - mu) ** 2).sum() for f in members) / len(members))
-    C = len(classes)
-    first = sum((dens[k] - alpha[c]) ** 2 for k, c in enumerate(classes)) / C
-    second = -sum(alpha[c] for c in classes) / C
-    third = 0.0
-    for i in classes:
-        for j in classes:
-            third = third + (d0[j] ** eta * alpha[i] - d0[i] ** eta * alpha[j]) ** 2
-    return first + second + third / C ** 2
 
 
 def test_value_and_gradients_match_naive():
@@ -31,7 +16,7 @@ def test_value_and_gradients_match_naive():
     xa, aa = x.clone().requires_grad_(True), alpha.clone().requires_grad_(True)
     xb, ab = x.clone().requires_grad_(True), alpha.clone().requires_grad_(True)
     got = density_adaptivity_loss(xa, y, aa, d0, eta=0.5)
-    ref = naive_da(xb, y, ab, d0, 0.5)
+    ref = naive_density_adaptivity(xb, y, ab, d0, 0.5)
     assert torch.allclose(got, ref, atol=1e-12)
     got.backward()
     ref.backward()
@@ -168,3 +153,39 @@ def test_set_alpha_initialises_targets_from_measured_densities():
         module.set_alpha(torch.ones(4))
     with pytest.raises(ValueError, match="finite"):
         module.set_alpha(torch.tensor([1.0, float("nan"), 0.0]))
+
+
+@float_of_grad_ok
+def test_density_regularizer_matches_naive_and_reaches_alpha():
+    x, _ = pk_batch(p=3, k=3, normalise=False)
+    y = torch.tensor([0, 0, 0, 2, 2, 5, 5, 5, 7])  # class 7 has one image: ignored
+    alpha = torch.rand(8, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    d0 = torch.rand(8, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 0.1
+    a = density_adaptivity_loss(x, y, alpha, d0)
+    b = naive_density_adaptivity(x, y, alpha, d0)
+    ga = torch.autograd.grad(a, [x, alpha])
+    gb = torch.autograd.grad(b, [x, alpha])
+    assert float(a) == pytest.approx(float(b), rel=1e-10)
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v)
+    assert ga[1][[0, 2, 5]].abs().sum() > 0 and ga[1][[1, 3, 4, 6, 7]].abs().sum() == 0
+
+
+@float_of_grad_ok
+def test_density_module_d0_and_errors():
+    feats = torch.randn(12, 4)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4])
+    d0 = compute_class_densities(feats, labels, 6)
+    for c in range(4):
+        f = feats[labels == c]
+        assert float(d0[c]) == pytest.approx(float(((f - f.mean(0)) ** 2).sum(1).mean()), rel=1e-5)
+    assert float(d0[4]) == pytest.approx(float(d0[:4].mean()))  # single image -> mean of the others
+    loss = build_loss("density_adaptivity", num_classes=6, base="triplet", lam=10.0)
+    x, y = pk_batch(p=3, k=4)
+    with pytest.raises(RuntimeError, match="D0 was never measured"):
+        loss(x.float(), y)
+    loss.set_d0(d0)
+    assert float(loss.d0.mean()) == pytest.approx(1.0)
+    value = loss(x.float(), y)
+    value.backward()
+    assert loss.alpha.grad is not None and loss.alpha.grad[:3].abs().sum() > 0

@@ -1,9 +1,10 @@
-"""KD (Hinton et al. 2015), FitNet (Romero et al. 2015) and Direct Match (DarkRank eq. 7) against hand formulas."""
-import math
-
+"""KD (Hinton et al. 2015), FitNet (Romero et al. 2015) and Direct Match (DarkRank eq. 7) against hand formulas (both
+generations of the tests: the seed methods' checks and the losses' own)."""
 import pytest
 import torch
+from torch.nn import functional as F
 
+from naive_references import float_of_grad_ok, naive_direct_match, naive_kd
 from reid.losses import build_loss
 
 
@@ -12,15 +13,7 @@ def test_kd_matches_hinton_formula_by_hand():
     s = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
     t = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
     T = 4.0
-    ref = 0.0
-    for b in range(3):
-        zs = sum(math.exp(v / T) for v in s[b].tolist())
-        zt = sum(math.exp(v / T) for v in t[b].tolist())
-        for k in range(5):
-            pt = math.exp(t[b, k].item() / T) / zt
-            ps = math.exp(s[b, k].item() / T) / zs
-            ref += pt * (math.log(pt) - math.log(ps))
-    ref = ref / 3 * T * T
+    ref = naive_kd(s, t, T)
     loss = build_loss("kd", temperature=T)(s, None, t)
     assert abs(loss.item() - ref) < 1e-12
     loss.backward()
@@ -54,12 +47,7 @@ def test_direct_match_matches_loop_and_gradcheck():
     s = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
     t = torch.randn(5, 7, generator=g, dtype=torch.float64)
     module = build_loss("direct_match")
-    ref = 0.0
-    for i in range(5):
-        for j in range(5):
-            if i != j:
-                ref = ref + (torch.linalg.norm(s[i] - s[j]) - torch.linalg.norm(t[i] - t[j])) ** 2
-    ref = ref / 20
+    ref = naive_direct_match(s, t)
     assert torch.allclose(module(s, None, t), ref, atol=1e-12)
     assert torch.autograd.gradcheck(lambda x: module(x, None, t), (s,))
     with pytest.raises(ValueError, match="batch"):
@@ -87,3 +75,22 @@ def test_teacher_receives_no_gradient():
         t = torch.randn(4, 6, generator=g, requires_grad=True)
         build_loss(name, **kw)(s, None, t).backward()
         assert t.grad is None and s.grad is not None, name
+
+
+@float_of_grad_ok
+def test_kd_fitnet_direct_match_against_formulas():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(5, 7, generator=g, dtype=torch.float64)
+    T = 4.0
+    expect = sum((F.softmax(t[i] / T, 0) * (F.log_softmax(t[i] / T, 0) - F.log_softmax(s[i] / T, 0))).sum()
+                 for i in range(5)) / 5 * T * T
+    assert float(build_loss("kd", temperature=T)(s, None, t)) == pytest.approx(float(expect))
+    dm = build_loss("direct_match")(s, None, t)
+    assert float(dm) == pytest.approx(float(naive_direct_match(s, t)))
+    fit = build_loss("fitnet", student_dim=7, teacher_dim=3)
+    value = fit(s.float(), None, torch.randn(5, 3))
+    value.backward()
+    assert fit.regressor.weight.grad is not None
+    with pytest.raises(ValueError, match="give student_dim and teacher_dim"):
+        build_loss("fitnet")(s, None, torch.randn(5, 3, dtype=torch.float64))

@@ -1,5 +1,6 @@
 """Identity losses: label-smoothed cross-entropy and large-margin softmax logits (Liu et al. 2016, eq. 6) against
-naive per-element loops using acos / cos(m theta) directly."""
+naive per-element loops using acos / cos(m theta) directly (both generations of the tests: the seed methods'
+checks and the losses' own)."""
 from __future__ import annotations
 
 import math
@@ -7,27 +8,9 @@ import math
 import pytest
 import torch
 
+from naive_references import float_of_grad_ok, naive_label_smoothing_ce, naive_large_margin_logits
 from reid.losses import build_loss
 from reid.models import large_margin_logits
-
-
-def lsoftmax_naive(x, w, y, m, beta):
-    """Row by row: W_j^T x for j != y; for y, psi(theta) = (-1)^k cos(m theta) - 2k with theta = acos(cos)."""
-    rows = []
-    for i in range(len(x)):
-        row = []
-        for j in range(len(w)):
-            dot = (w[j] * x[i]).sum()
-            if j != y[i]:
-                row.append(dot)
-                continue
-            nw, nx = torch.sqrt((w[j] ** 2).sum()), torch.sqrt((x[i] ** 2).sum())
-            theta = torch.acos(dot / (nw * nx))
-            k = min(int(theta.item() // (math.pi / m)), m - 1)
-            psi = (-1) ** k * torch.cos(m * theta) - 2 * k
-            row.append((beta * dot + nw * nx * psi) / (1 + beta))
-        rows.append(torch.stack(row))
-    return torch.stack(rows)
 
 
 @pytest.mark.parametrize("m,beta", [(1, 0.0), (2, 1.0), (3, 0.0), (3, 10.0), (4, 0.0)])
@@ -37,7 +20,7 @@ def test_large_margin_logits_and_gradients_match_naive(m, beta):
     w = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 1, 2, 3, 4, 0, 2, 4])
     a = large_margin_logits(x, w, y, m=m, beta=beta)
-    b = lsoftmax_naive(x, w, y, m, beta)
+    b = naive_large_margin_logits(x, w, y, m, beta)
     torch.testing.assert_close(a, b)
     weights = torch.randn(a.shape, generator=g, dtype=torch.float64)  # a generic upstream gradient
     ga = torch.autograd.grad((a * weights).sum(), [x, w])
@@ -96,18 +79,8 @@ def test_softmax_label_smoothing_matches_naive():
     logits = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 3, 1, 1])
     eps = 0.1
-
-    def naive(z):
-        total = 0
-        for i in range(4):
-            logp = z[i] - torch.log(torch.exp(z[i]).sum())
-            target = torch.full((5,), eps / 5, dtype=z.dtype)
-            target[y[i]] += 1 - eps
-            total = total - (target * logp).sum()
-        return total / 4
-
     for name in ("softmax", "large_margin_softmax"):
-        a, b = build_loss(name, label_smoothing=eps)(logits, y), naive(logits)
+        a, b = build_loss(name, label_smoothing=eps)(logits, y), naive_label_smoothing_ce(logits, y, eps)
         assert a.item() == pytest.approx(b.item(), rel=1e-12)
         torch.testing.assert_close(torch.autograd.grad(a, logits)[0], torch.autograd.grad(b, logits)[0])
 
@@ -127,3 +100,21 @@ def test_softmax_half_precision_and_errors():
         loss(logits, torch.tensor([0, 6, 1, 1]))
     with pytest.raises(ValueError, match=r"expected logits of shape \(B, num_classes\)"):
         loss(torch.randn(4), y)
+
+
+@float_of_grad_ok
+@pytest.mark.parametrize("m,beta", [(1, 0.0), (3, 0.0), (3, 10.0), (2, 1.0), (4, 0.0)])
+def test_large_margin_logits_match_naive(m, beta):
+    g = torch.Generator().manual_seed(m)
+    x = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    a = large_margin_logits(x, w, y, m, beta)
+    b = naive_large_margin_logits(x, w, y, m, beta)
+    torch.testing.assert_close(a, b)
+    if m == 1:
+        torch.testing.assert_close(a, x @ w.T)
+    ga = torch.autograd.grad(a.sum(), [x, w])
+    gb = torch.autograd.grad(b.sum(), [x, w])
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v)

@@ -7,6 +7,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from naive_references import (naive_binomial_deviance, naive_contrastive, naive_contrastive_squared, naive_multi_similarity,
+                              naive_npair, naive_triplet_batch_all, naive_triplet_batch_hard)
 from reid.losses import build_loss
 
 
@@ -14,10 +16,6 @@ def batch(p=3, k=3, d=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(p * k, d, generator=g, dtype=torch.float64)
     return x.requires_grad_(True), torch.arange(p).repeat_interleave(k)
-
-
-def dist(a, b):
-    return torch.sqrt(((a - b) ** 2).sum())
 
 
 def check(loss, ref, x, y):
@@ -28,107 +26,37 @@ def check(loss, ref, x, y):
     torch.testing.assert_close(ga, gb)
 
 
-def triplet_hard_naive(x, y, margin):
-    total = 0
-    n = len(x)
-    for a in range(n):
-        dp = max(dist(x[a], x[p]) for p in range(n) if p != a and y[p] == y[a])
-        dn = min(dist(x[a], x[q]) for q in range(n) if y[q] != y[a])
-        total = total + (F.softplus(dp - dn) if margin == "soft" else torch.clamp(dp - dn + margin, min=0))
-    return total / n
-
-
-def triplet_all_naive(x, y, margin):
-    vals = []
-    n = len(x)
-    for a in range(n):
-        for p in range(n):
-            for q in range(n):
-                if p != a and y[p] == y[a] and y[q] != y[a]:
-                    v = torch.clamp(dist(x[a], x[p]) - dist(x[a], x[q]) + margin, min=0)
-                    if v.item() > 1e-12:
-                        vals.append(v)
-    return sum(vals) / len(vals)
-
-
 @pytest.mark.parametrize("margin", [0.3, 2.0, "soft"])
 def test_triplet_batch_hard(margin):
     x, y = batch()
-    check(build_loss("triplet", margin=margin), lambda x, y: triplet_hard_naive(x, y, margin), x, y)
+    check(build_loss("triplet", margin=margin), lambda x, y: naive_triplet_batch_hard(x, y, margin), x, y)
 
 
 def test_triplet_batch_all():
     x, y = batch(seed=1)
-    check(build_loss("triplet", margin=0.5, mining="batch_all"), lambda x, y: triplet_all_naive(x, y, 0.5), x, y)
+    check(build_loss("triplet", margin=0.5, mining="batch_all"), lambda x, y: naive_triplet_batch_all(x, y, 0.5), x, y)
 
 
 def test_contrastive():
     x, y = batch(seed=2)
-
-    def naive(x, y):
-        vals = []
-        for i in range(len(x)):
-            for j in range(len(x)):
-                if i == j:
-                    continue
-                d = dist(x[i], x[j])
-                vals.append(torch.clamp(d - 0.1, min=0) ** 2 if y[i] == y[j] else torch.clamp(0.9 - d, min=0) ** 2)
-        return sum(vals) / len(vals)
-
     z = (x * 0.3).detach().requires_grad_(True)
-    check(build_loss("contrastive", pos_margin=0.1, neg_margin=0.9), naive, z, y)
+    check(build_loss("contrastive", pos_margin=0.1, neg_margin=0.9), lambda x, y: naive_contrastive(x, y, 0.1, 0.9),
+          z, y)
 
 
 def test_npair():
-    x, y = batch(p=4, k=2, seed=3)
-
-    def naive(x, y):
-        a, p = x[0::2], x[1::2]
-        total = 0
-        for i in range(len(a)):
-            total = total + torch.log(1 + sum(torch.exp(a[i] @ p[j] - a[i] @ p[i]) for j in range(len(a)) if j != i))
-        reg = 0.002 * ((a ** 2).sum(1).mean() + (p ** 2).sum(1).mean())
-        return total / len(a) + reg
-
-    check(build_loss("npair"), naive, x, y)
+    x, y = batch(p=4, k=2, seed=3)  # sorted P x 2: one tuple, anchors x[0::2] and positives x[1::2]
+    check(build_loss("npair"), naive_npair, x, y)
 
 
 def test_binomial_deviance():
     x, y = batch(seed=4)
-
-    def naive(x, y):
-        u = F.normalize(x, dim=1)
-        pos, neg = [], []
-        for i in range(len(u)):
-            for j in range(len(u)):
-                if i == j:
-                    continue
-                s = u[i] @ u[j]
-                if y[i] == y[j]:
-                    pos.append(torch.log(1 + torch.exp(-2 * (s - 0.5))))
-                else:
-                    neg.append(torch.log(1 + torch.exp(2 * 25 * (s - 0.5))))
-        return sum(pos) / len(pos) + sum(neg) / len(neg)
-
-    check(build_loss("binomial_deviance"), naive, x, y)
+    check(build_loss("binomial_deviance"), naive_binomial_deviance, x, y)
 
 
 def test_multi_similarity():
     x, y = batch(p=3, k=3, seed=5)
-
-    def naive(x, y, a=2.0, b=50.0, lam=0.5, eps=0.1):
-        u = F.normalize(x, dim=1)
-        total = 0
-        for i in range(len(u)):
-            ps = [u[i] @ u[j] for j in range(len(u)) if j != i and y[j] == y[i]]
-            ns = [u[i] @ u[j] for j in range(len(u)) if y[j] != y[i]]
-            keep_n = [s for s in ns if s.item() + eps > min(p.item() for p in ps)]
-            keep_p = [s for s in ps if s.item() - eps < max(n.item() for n in ns)]
-            total = total + torch.log(1 + sum(torch.exp(-a * (s - lam)) for s in keep_p) + 0 * x.sum()) / a
-            total = total + torch.log(1 + sum(torch.exp(b * (s - lam)) for s in keep_n) + 0 * x.sum()) / b
-        return total / len(u)
-
-    check(build_loss("multi_similarity"), naive, x, y)
+    check(build_loss("multi_similarity"), naive_multi_similarity, x, y)
 
 
 def test_npair_uses_every_pair_of_a_pk_batch():
@@ -136,23 +64,8 @@ def test_npair_uses_every_pair_of_a_pk_batch():
     g = torch.Generator().manual_seed(7)
     x = torch.randn(12, 5, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2, 2, 0, 1])
-
-    def naive(x, y, tuples):
-        anchors_total, count, a_sq, p_sq = 0, 0, [], []
-        members = {c: [i for i in range(len(y)) if y[i] == c] for c in sorted(set(y.tolist()))}
-        for t in range(tuples):
-            a = [x[m[2 * t]] for m in members.values()]
-            p = [x[m[2 * t + 1]] for m in members.values()]
-            for i in range(len(a)):
-                anchors_total = anchors_total + torch.log(
-                    1 + sum(torch.exp(a[i] @ p[j] - a[i] @ p[i]) for j in range(len(a)) if j != i))
-                count += 1
-                a_sq.append((a[i] ** 2).sum())
-                p_sq.append((p[i] ** 2).sum())
-        return anchors_total / count + 0.01 * (sum(a_sq) / len(a_sq) + sum(p_sq) / len(p_sq))
-
-    check(build_loss("npair", l2_reg=0.01), lambda x, y: naive(x, y, 2), x, y)
-    check(build_loss("npair", l2_reg=0.01, pairs="first"), lambda x, y: naive(x, y, 1), x, y)
+    check(build_loss("npair", l2_reg=0.01), lambda x, y: naive_npair(x, y, 2, l2_reg=0.01), x, y)
+    check(build_loss("npair", l2_reg=0.01, pairs="first"), lambda x, y: naive_npair(x, y, 1, l2_reg=0.01), x, y)
     with pytest.raises(ValueError, match="at least 2 classes"):
         build_loss("npair")(x[:3], torch.tensor([0, 1, 2]))
 
@@ -224,27 +137,10 @@ def test_squared_distance_bases_of_the_density_paper():
     with D the squared Euclidean distance."""
     x, y = batch(seed=5)
     z = (x * 0.4).detach().requires_grad_(True)  # some negatives inside the margin: both hinge branches active
-
-    def contrastive_naive(x, y):
-        vals = []
-        for i in range(len(x)):
-            for j in range(len(x)):
-                if i != j:
-                    d2 = ((x[i] - x[j]) ** 2).sum()
-                    vals.append(d2 if y[i] == y[j] else torch.clamp(1.0 - d2, min=0))
-        return sum(vals) / len(vals)
-
-    def triplet_naive(x, y):
-        total = 0
-        for a in range(len(x)):
-            dp = max(((x[a] - x[p]) ** 2).sum() for p in range(len(x)) if p != a and y[p] == y[a])
-            dn = min(((x[a] - x[q]) ** 2).sum() for q in range(len(x)) if y[q] != y[a])
-            total = total + torch.clamp(1.0 + dp - dn, min=0)
-        return total / len(x)
-
-    check(build_loss("contrastive", distance="squared"), contrastive_naive, z, y)
-    check(build_loss("triplet", margin=1.0, distance="squared"), triplet_naive, z, y)
+    check(build_loss("contrastive", distance="squared"), naive_contrastive_squared, z, y)
+    check(build_loss("triplet", margin=1.0, distance="squared"),
+          lambda x, y: naive_triplet_batch_hard(x, y, 1.0, squared=True), z, y)
     # the default is still the Euclidean form, which differs on the same batch
-    assert build_loss("contrastive")(z, y).item() != pytest.approx(contrastive_naive(z, y).item(), rel=1e-3)
+    assert build_loss("contrastive")(z, y).item() != pytest.approx(naive_contrastive_squared(z, y).item(), rel=1e-3)
     with pytest.raises(ValueError, match="distance must be 'euclidean' or 'squared'"):
         build_loss("triplet", distance="cosine")

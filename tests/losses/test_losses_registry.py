@@ -1,12 +1,15 @@
 """The loss registry, the calling convention and CombinedLoss (routing, weights, names, teachers, errors,
-loss parameters)."""
+loss parameters); the float64 gradchecks of the seed methods' functional forms together."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from reid.losses import LOSSES, CombinedLoss, ReIDLoss, build_loss
+from naive_references import float_of_grad_ok, pk_batch
+from reid.losses import (LOSSES, CombinedLoss, ReIDLoss, build_loss, darkrank_loss, density_adaptivity_loss, hraml_loss,
+                         support_neighbor_loss)
+from reid.models import large_margin_logits
 
 OUTPUT_KEYS = {"normalized", "embedding", "logits", "horde", "pooled", "feature_map"}
 
@@ -111,3 +114,21 @@ def test_loss_parameters_are_exposed():
     assert all(p.requires_grad for p in params)
     assert {id(p) for p in params} <= {id(p) for p in combined.parameters()}
     assert CombinedLoss([{"name": "triplet"}, {"name": "softmax"}]).loss_parameters() == []
+
+
+@float_of_grad_ok
+def test_gradcheck_float64():
+    """The seed methods' functional forms together (SN, HRAML, DarkRank, density adaptivity, large-margin logits)."""
+    x, y = pk_batch(p=3, k=2, d=3, seed=9)
+    x = x.detach().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: support_neighbor_loss(z, y, k=3, sigma=4.0), (x,))
+    assert torch.autograd.gradcheck(lambda z: hraml_loss(z, y), (x,))
+    t = torch.randn(6, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda z: darkrank_loss(z, t, mode="soft", list_length=3, alpha=1.0), (x,))
+    assert torch.autograd.gradcheck(lambda z: darkrank_loss(z, t, mode="hard", alpha=1.0), (x,))
+    alpha = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    d0 = torch.rand(3, dtype=torch.float64) + 0.5
+    assert torch.autograd.gradcheck(lambda z, a: density_adaptivity_loss(z, y, a, d0), (x, alpha))
+    w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    assert torch.autograd.gradcheck(lambda z, ww: large_margin_logits(z, ww, labels, 3, 2.0), (x, w))

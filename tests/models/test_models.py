@@ -136,6 +136,26 @@ def test_hraml_encoder_init():
     assert enc(torch.randn(4, 10)).abs().max() < 1
 
 
+def test_hraml_encoder_init_and_shape():
+    torch.manual_seed(0)
+    enc = HRAMLEncoder(20, (30, 10), 4)
+    linears = [m for m in enc.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(20, 30), (30, 10), (10, 4)]
+    for m in linears:
+        assert m.weight.abs().max() <= 0.2 and m.weight.abs().max() > 0.15  # U[-0.2, 0.2] fills its range
+        assert (m.bias == 0).all()
+    x = torch.randn(7, 20)
+    out = enc(x)
+    expect = x
+    for m in linears:
+        expect = torch.tanh(expect @ m.weight.T + m.bias)
+    torch.testing.assert_close(out, expect)
+    with pytest.raises(ValueError, match=r"expected input \(B, 20\)"):
+        enc(torch.randn(3, 5))
+    with pytest.raises(ValueError, match="positive integers"):
+        HRAMLEncoder(20, (0,), 4)
+
+
 def test_high_order_pca_matches_svd_projection():
     from reid.models.horde import HighOrderPCA
 

@@ -2,27 +2,16 @@
 gradients against naive loops of the L-Softmax formula, beta annealing), the model's outputs and config errors."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch.nn import functional as F
 
+from naive_references import naive_gem, naive_large_margin_logits
 from reid.models import BNNeck, GeM, GlobalPool, LargeMarginClassifier, build_model, build_pooling
 from reid.models.heads import build_classifier
 from reid.models.model import MODEL_KEYS
 
 # --- pooling -----------------------------------------------------------------------------------------------------
-
-
-def naive_gem(x: torch.Tensor, p: float) -> torch.Tensor:
-    b, c, h, w = x.shape
-    out = torch.zeros(b, c, dtype=x.dtype)
-    for i in range(b):
-        for j in range(c):
-            total = sum(float(x[i, j, u, v]) ** p for u in range(h) for v in range(w))
-            out[i, j] = (total / (h * w)) ** (1.0 / p)
-    return out
 
 
 def test_gem_values_and_limits():
@@ -70,24 +59,6 @@ def test_bn_neck_has_no_trainable_shift():
 # --- large-margin softmax ----------------------------------------------------------------------------------------
 
 
-def naive_large_margin(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, m: int, beta: float) -> torch.Tensor:
-    """Liu et al. 2016, eq. 6 with the annealed target logit, one entry at a time (differentiable)."""
-    rows = []
-    for i in range(x.shape[0]):
-        row = []
-        for j in range(w.shape[0]):
-            logit = (w[j] * x[i]).sum()
-            if j == int(labels[i]):
-                norms = w[j].norm() * x[i].norm()
-                theta = torch.acos((logit / norms).clamp(-1, 1))
-                k = min(int(math.floor(float(theta.detach()) * m / math.pi)), m - 1)
-                psi = (-1) ** k * torch.cos(m * theta) - 2 * k
-                logit = (beta * logit + norms * psi) / (1 + beta)
-            row.append(logit)
-        rows.append(torch.stack(row))
-    return torch.stack(rows)
-
-
 @pytest.mark.parametrize("m,beta", [(3, 0.0), (3, 7.5), (2, 0.0), (4, 1.0)])
 def test_large_margin_logits_and_gradients_match_naive_loop(m, beta):
     g = torch.Generator().manual_seed(m)
@@ -102,7 +73,7 @@ def test_large_margin_logits_and_gradients_match_naive_loop(m, beta):
     grads = x.grad.clone(), head.weight.grad.clone()
     x2 = x.detach().clone().requires_grad_()
     w2 = head.weight.detach().clone().requires_grad_()
-    expect = naive_large_margin(x2, w2, labels, m, beta)
+    expect = naive_large_margin_logits(x2, w2, labels, m, beta)
     (expect * coeff).sum().backward()
     torch.testing.assert_close(got, expect)
     torch.testing.assert_close(grads[0], x2.grad)
@@ -130,9 +101,9 @@ def test_beta_annealing_schedule_and_modes():
     x, labels = torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1])
     head = head.double()
     first = head(x, labels)
-    torch.testing.assert_close(first, naive_large_margin(x, head.weight.detach(), labels, 3, 1000.0))
+    torch.testing.assert_close(first, naive_large_margin_logits(x, head.weight.detach(), labels, 3, 1000.0))
     second = head(x, labels)
-    torch.testing.assert_close(second, naive_large_margin(x, head.weight.detach(), labels, 3, head.beta_at(1)))
+    torch.testing.assert_close(second, naive_large_margin_logits(x, head.weight.detach(), labels, 3, head.beta_at(1)))
     assert int(head.iteration) == 2
     head(x)  # no labels: plain logits, no step
     assert int(head.iteration) == 2
@@ -151,7 +122,7 @@ def test_large_margin_runs_in_float32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = head(x.bfloat16(), labels)
     assert got.dtype == torch.float32
-    expect = naive_large_margin(x.bfloat16().double(), head.weight.detach().double(), labels, 3, 1000.0)
+    expect = naive_large_margin_logits(x.bfloat16().double(), head.weight.detach().double(), labels, 3, 1000.0)
     torch.testing.assert_close(got.double(), expect, atol=1e-5, rtol=1e-5)
 
 
@@ -218,7 +189,7 @@ def test_large_margin_in_the_model_uses_the_neck_output_and_labels():
     x, labels = torch.randn(4, 3, 64, 32), torch.tensor([0, 1, 2, 0])
     with torch.no_grad():
         out = model(x, labels)
-    expect = naive_large_margin(out["embedding"], model.classifier.weight, labels, 3, 1000.0)
+    expect = naive_large_margin_logits(out["embedding"], model.classifier.weight, labels, 3, 1000.0)
     torch.testing.assert_close(out["logits"], expect, atol=1e-5, rtol=1e-4)
     assert model.embedding_dim == 8
 

@@ -6,29 +6,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from naive_references import naive_horde_moments
 from reid.losses import build_loss
 from reid.models import HighOrderPCA, HordeHead, build_model, horde_moments
-
-
-def naive_moments(fmap: torch.Tensor, projections: list) -> list:
-    """Eq. 6/8 literally: at every position the product of the first k projections, then the spatial mean."""
-    b, c, h, w = fmap.shape
-    d = projections[0].shape[0]
-    out = []
-    for order in range(2, len(projections) + 1):
-        moment = torch.zeros(b, d, dtype=fmap.dtype)
-        for i in range(b):
-            total = torch.zeros(d, dtype=fmap.dtype)
-            for u in range(h):
-                for v in range(w):
-                    x = fmap[i, :, u, v]
-                    product = torch.ones(d, dtype=fmap.dtype)
-                    for k in range(order):
-                        product = product * (projections[k] @ x)
-                    total = total + product
-            moment[i] = total / (h * w)
-        out.append(moment)
-    return out
 
 
 def test_moments_equal_explicit_products():
@@ -37,7 +17,7 @@ def test_moments_equal_explicit_products():
     projections = [torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(4)]
     got = horde_moments(fmap, projections)
     assert len(got) == 3 and all(m.shape == (2, 4) for m in got)
-    for a, b in zip(got, naive_moments(fmap, projections)):
+    for a, b in zip(got, naive_horde_moments(fmap, projections)):
         torch.testing.assert_close(a, b)
 
 
@@ -59,7 +39,7 @@ def test_moment_gradients_match_naive_loop():
         return sum((m * c).sum() for m, c in zip(moments, weights))
 
     got = torch.autograd.grad(loss(horde_moments(fmap, projections)), [fmap, *projections])
-    expect = torch.autograd.grad(loss(naive_moments(fmap, projections)), [fmap, *projections])
+    expect = torch.autograd.grad(loss(naive_horde_moments(fmap, projections)), [fmap, *projections])
     for a, b in zip(got, expect):
         torch.testing.assert_close(a, b)
 
@@ -91,7 +71,7 @@ def test_head_outputs_normalised_per_order_embeddings():
         torch.manual_seed(0)
         head = HordeHead(6, orders=4, projection_dim=5, embedding_dim=3, neck=neck).double()
         out = head(fmap)
-        moments = naive_moments(fmap, [p.detach() for p in head.projections])
+        moments = naive_horde_moments(fmap, [p.detach() for p in head.projections])
         assert len(out) == 3 and len(head.embeddings) == 3
         for k, (emb, moment) in enumerate(zip(out, moments)):
             z = moment @ head.embeddings[k].weight.T
@@ -184,3 +164,12 @@ def test_neck_option_from_config():
     assert isinstance(HordeHead.from_config(4, {"orders": 3, "neck": False}).necks[0], torch.nn.Identity)
     with pytest.raises(ValueError, match="model.horde.neck"):
         HordeHead(4, 3, 8, 4, neck="yes")
+
+
+def test_horde_moments_equal_explicit_products():
+    g = torch.Generator().manual_seed(0)
+    fmap = torch.randn(2, 3, 2, 2, generator=g, dtype=torch.float64)
+    ws = [torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(4)]
+    got = horde_moments(fmap, ws)
+    for order, expect in zip(range(2, 5), naive_horde_moments(fmap, ws)):
+        torch.testing.assert_close(got[order - 2], expect)
