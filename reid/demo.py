@@ -29,6 +29,7 @@ import torch
 from .demo_cache import FeatureCache
 from .demo_output import DemoError, OutputFolder, check_output, inside
 from .inference import FeatureExtractor, list_images, search
+from .search_backends import BACKENDS
 
 NAME_PATTERN = re.compile(r"^(-1|\d{4})_c(\d+)")  # Market-1501 style names carry person and camera ids
 UNKNOWN_ID = -3  # an unparsable gallery name: neither junk (-1) nor anyone's id
@@ -128,7 +129,7 @@ def _threshold(value: Optional[str], rerank: bool) -> Optional[float]:
 
 def _check_backend(backend: str, rerank: bool) -> None:
     # before the output folder exists: a search that cannot run must not leave a half-made folder behind
-    from .search_backends import BACKENDS, import_faiss
+    from .search_backends import import_faiss
 
     if backend not in BACKENDS:
         raise DemoError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/demo", help="output folder (rank lists, index.html, feature cache); "
                         "new, empty, or made by an earlier demo run")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out the demo did not make")
-    parser.add_argument("--backend", choices=["exact", "faiss", "faiss-ivf", "faiss-hnsw"], default="exact",
+    parser.add_argument("--backend", choices=BACKENDS, default="exact",
                         help="gallery search: exact (torch), faiss (exact, same neighbours), faiss-ivf or faiss-hnsw "
                              "(approximate, for very large galleries); faiss needs pip install 'reid[faiss]'")
     parser.add_argument("--threshold", help="mark matches below this distance as the same person: a number, or the "

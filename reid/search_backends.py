@@ -19,7 +19,9 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 import torch
 
-BACKENDS = ("exact", "faiss", "faiss-ivf", "faiss-hnsw")
+# The search backends (`reid.search`, the demo's --backend): "exact" (torch) and one per FaissIndex kind.
+FAISS_KINDS = {"faiss": "flat", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}
+BACKENDS = ("exact", *FAISS_KINDS)
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 
@@ -100,7 +102,7 @@ class FaissIndex:
                  fp16: bool = True, extra: int = 8, seed: int = 0, add_chunk: int = 65536,
                  reduce: Optional[int] = 256, hnsw_m: int = 32, ef_search: int = 128) -> None:
         faiss = import_faiss()
-        if kind not in ("flat", "ivf", "hnsw"):
+        if kind not in FAISS_KINDS.values():
             raise ValueError(f"FaissIndex kind: expected 'flat', 'ivf' or 'hnsw', got {kind!r}")
         g = gallery if isinstance(gallery, np.ndarray) else _as_numpy(gallery)
         if g.ndim != 2 or len(g) == 0:

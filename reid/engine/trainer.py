@@ -21,14 +21,13 @@ from ..progress import progress as progress_bar
 from . import distributed
 from ..builders import (build_dataset_from_config, build_losses_from_config, build_model_from_config,
                        resolve_device, train_samples)
+from ..losses import LOSSES
 from ..checkpoint import (CheckpointError, capture_rng_states, load_checkpoint, load_model_state,
                          restore_rng_states, save_checkpoint)
 from .hooks import Hook, default_hooks
 from .monitor import Monitor
 from .optim import build_optimizer, build_scheduler
 
-# Losses that compare images of one identity inside a batch: with K = 1 they have nothing to compare (loss 0).
-NEEDS_POSITIVES = ("triplet", "support_neighbor", "contrastive", "npair", "binomial_deviance", "multi_similarity")
 RUN_FILES = ("checkpoint.pth", "best.pth", "config.yaml")
 
 
@@ -279,6 +278,14 @@ class Trainer:
         self.monitor.close()
 
 
+def needs_positives(term: Any) -> bool:
+    """Whether a `loss.terms` entry compares images of one identity within a batch (with K = 1 it has nothing to
+    compare: loss 0), as its registered loss class answers (`ReIDLoss.needs_positives`; wrappers ask their base).
+    Unknown names answer False here: building the losses refuses them."""
+    name = term.get("name") if isinstance(term, Mapping) else None
+    return isinstance(name, str) and name in LOSSES and LOSSES.get(name).term_needs_positives(term)
+
+
 def _check_run(cfg: Mapping[str, Any], run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refusals that must come before anything is written: nothing to train, losses that would be 0, a run
     folder that would be overwritten."""
@@ -286,7 +293,7 @@ def _check_run(cfg: Mapping[str, Any], run_dir: Path, resume: bool, overwrite: b
         raise ConfigError(f"train.epochs={cfg['train']['epochs']}: nothing to train (expected >= 1); to evaluate a "
                           "checkpoint use tools/test.py")
     if cfg["data"]["k"] < 2 and cfg["data"].get("sampler", "pk") == "pk":
-        needy = [t["name"] for t in cfg["loss"]["terms"] if t.get("name") in NEEDS_POSITIVES]
+        needy = [t["name"] for t in cfg["loss"]["terms"] if needs_positives(t)]
         if needy:
             raise ConfigError(f"data.k={cfg['data']['k']}: loss '{needy[0]}' compares images of one identity within "
                               "a batch and needs data.k >= 2 (with k=1 it is exactly 0)")

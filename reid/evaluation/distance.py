@@ -6,7 +6,9 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-METRICS = ("euclidean", "cosine")
+from ..config_schema import CHOICES
+
+METRICS = CHOICES["test.metric"]  # the distances the evaluation implements (the config's test.metric values)
 
 
 def check_features(name: str, x: torch.Tensor) -> torch.Tensor:

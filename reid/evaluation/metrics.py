@@ -14,9 +14,17 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 import torch
 
+from ..config_schema import CHOICES
 from .rank_count import MAX_WIDTH, count_block
 
 JUNK = -1
+AP_KINDS = CHOICES["test.ap"]  # the AP definitions (`_segment_ap`; the config's test.ap values)
+EMPTY_POLICIES = CHOICES["test.empty"]  # queries without a true match: skipped or counted as AP 0 (test.empty)
+
+
+def expected(name: str, options: Iterable[str], value: object) -> str:
+    """The refusal of an option value: "name: expected 'a' or 'b', got 'c'"."""
+    return f"{name}: expected {' or '.join(map(repr, options))}, got {value!r}"
 
 
 def _segment_ap(ranks: np.ndarray, ptr: np.ndarray, kind: str) -> np.ndarray:
@@ -25,8 +33,8 @@ def _segment_ap(ranks: np.ndarray, ptr: np.ndarray, kind: str) -> np.ndarray:
     mean: (1/n) sum_k k / (r_k + 1), the mean of precision at each hit (what recent papers report).
     official: the Market-1501 MATLAB trapezoid, (1/n) sum_k ((k-1)/r_k + k/(r_k+1)) / 2 with (k-1)/r_k = 1 at r_k = 0.
     """
-    if kind not in ("mean", "official"):
-        raise ValueError(f"ap: expected 'mean' or 'official', got {kind!r}")
+    if kind not in AP_KINDS:
+        raise ValueError(expected("ap", AP_KINDS, kind))
     sizes = np.diff(ptr)
     k = (np.arange(len(ranks)) - np.repeat(ptr[:-1], sizes) + 1).astype(np.float64)
     r = ranks.astype(np.float64)
@@ -46,10 +54,10 @@ class RankAccumulator:
     """Collects per-query match ranks and turns them into CMC / mAP / mINP."""
 
     def __init__(self, max_rank: int, ap: str, empty: str) -> None:
-        if empty not in ("skip", "zero"):
-            raise ValueError(f"empty: expected 'skip' or 'zero', got {empty!r}")
-        if ap not in ("mean", "official"):
-            raise ValueError(f"ap: expected 'mean' or 'official', got {ap!r}")
+        if empty not in EMPTY_POLICIES:
+            raise ValueError(expected("empty", EMPTY_POLICIES, empty))
+        if ap not in AP_KINDS:
+            raise ValueError(expected("ap", AP_KINDS, ap))
         self.max_rank, self.ap, self.empty = int(max_rank), ap, empty
         self.first_hits = np.zeros(self.max_rank, dtype=np.int64)  # queries whose first match is at each rank
         self.ap_sum = self.inp_sum = 0.0

@@ -7,13 +7,15 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..config_schema import CHOICES
 from .distance import check_features, distance_matrix, paired_distance, pairwise_distance, squared_norms
-from .metrics import RankAccumulator, count_ranks
+from .metrics import RankAccumulator, count_ranks, expected
 from .protocols import single_shot_galleries
 from .report import EvaluationResult
 from .rerank import iter_rerank_chunks, k_reciprocal_rerank
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[int]]
+PROTOCOLS = CHOICES["test.protocol"]  # "market" and "single-shot" below (the config's test.protocol values)
 
 
 def _labels(name: str, values: Optional[ArrayLike], n: int) -> Optional[np.ndarray]:
@@ -65,7 +67,7 @@ def evaluate(qf: Optional[torch.Tensor], gf: Optional[torch.Tensor], q_pids: Arr
                             empty=empty, max_rank=max_rank, trials=trials, seed=seed, rerank=rerank, k1=k1, k2=k2,
                             lambda_value=lambda_value, info=info, knn_backend=knn_backend)
     if protocol != "market":
-        raise ValueError(f"protocol: expected 'market' or 'single-shot', got {protocol!r}")
+        raise ValueError(expected("protocol", PROTOCOLS, protocol))
     acc = RankAccumulator(max_rank, ap, empty)
     if rerank and distmat is None:
         blocks = ((qsl, _gather_rows(torch.from_numpy(block)), [(slice(0, ng), torch.from_numpy(block))])

@@ -1,7 +1,8 @@
 """The one calling convention every loss follows."""
 from __future__ import annotations
 
-from typing import Any, Optional
+import inspect
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
@@ -12,12 +13,21 @@ class ReIDLoss(nn.Module):
 
     `inputs` is the model output named by `default_input` (a `CombinedLoss` term may choose another with
     `input:`), `labels` the batch identities (or attribute vectors), `teacher` the teacher model's output named by
-    `default_teacher_input` for distillation losses (`requires_teacher = True`).
+    `default_teacher_input` for distillation losses (`requires_teacher = True`). `needs_positives`: the loss compares
+    images of one identity within a batch, so with K = 1 image per identity it has nothing to compare (the trainer
+    refuses data.k < 2 for it); a loss wrapping a registered base loss answers from its base
+    (`term_needs_positives`).
     """
 
     default_input: str = "normalized"
     default_teacher_input: Optional[str] = None
     requires_teacher: bool = False
+    needs_positives: bool = False
+
+    @classmethod
+    def term_needs_positives(cls, term: Mapping[str, Any]) -> bool:
+        """Whether a `loss.terms` entry of this loss (its parameters) needs positives, before anything is built."""
+        return bool(cls.needs_positives)
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         # Losses always run outside autocast: distances, exponentials and log-sum-exps need float32 even when the
@@ -27,6 +37,16 @@ class ReIDLoss(nn.Module):
 
     def forward(self, inputs: Any, labels: torch.Tensor, teacher: Any = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+def base_needs_positives(wrapper: type, term: Mapping[str, Any]) -> bool:
+    """`term_needs_positives` of a loss wrapping a registered base loss (parameters `base`, with the wrapper's
+    default, and `base_params`): the base's answer (False for an unknown base, which the wrapper refuses)."""
+    from .registry import LOSSES
+
+    name = term.get("base", inspect.signature(wrapper.__init__).parameters["base"].default)
+    return isinstance(name, str) and name in LOSSES and LOSSES.get(name).term_needs_positives(
+        dict(term.get("base_params") or {}))
 
 
 def upcast(x: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from .base import ReIDLoss, upcast
+from .base import ReIDLoss, base_needs_positives, upcast
 from .registry import LOSSES
 
 
@@ -76,6 +76,10 @@ class DensityAdaptivityLoss(ReIDLoss):
     a `distance` or `margin` in base_params wins. normalize: "batch" (1/C over the batch's classes) | "all"
     (1/C over all num_classes training classes)."""
 
+    @classmethod
+    def term_needs_positives(cls, term: Mapping[str, Any]) -> bool:
+        return base_needs_positives(cls, term)
+
     def __init__(self, num_classes: int, base: str = "contrastive", base_params: Optional[Mapping[str, Any]] = None,
                  lam: float = 10.0, eta: float = 0.5, alpha_init: float = 0.5, base_distance: str = "squared",
                  normalize: str = "batch") -> None:
@@ -92,6 +96,7 @@ class DensityAdaptivityLoss(ReIDLoss):
             if base == "triplet" and params["distance"] == "squared":
                 params.setdefault("margin", 1.0)  # the paper's triplet margin on squared distances
         self.base = LOSSES.build(base, **params)
+        self.needs_positives = self.base.needs_positives
         self.alpha = nn.Parameter(torch.full((int(num_classes),), float(alpha_init)))
         self.register_buffer("d0", torch.full((int(num_classes),), float("nan")))
         self.lam, self.eta = float(lam), float(eta)

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import torch
 
-from .base import ReIDLoss
+from .base import ReIDLoss, base_needs_positives
 from .registry import LOSSES
 
 
@@ -20,6 +20,10 @@ class HordeLoss(ReIDLoss):
     parameters. Each order may have its own embedding size."""
 
     default_input = "horde"
+
+    @classmethod
+    def term_needs_positives(cls, term: Mapping[str, Any]) -> bool:
+        return base_needs_positives(cls, term)
 
     def __init__(self, base: str = "contrastive", base_params: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__()
@@ -31,6 +35,7 @@ class HordeLoss(ReIDLoss):
             self.base = cls(**dict(base_params or {}))
         except TypeError as err:
             raise ValueError(f"horde: bad base_params for {base!r}: {err}") from err
+        self.needs_positives = self.base.needs_positives
 
     def forward(self, inputs: Sequence[torch.Tensor], labels: torch.Tensor, teacher: object = None) -> torch.Tensor:
         if not isinstance(inputs, (list, tuple)) or not inputs:

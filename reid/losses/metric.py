@@ -44,6 +44,8 @@ class TripletLoss(ReIDLoss):
     base of the density-adaptivity paper, Li et al. TMM 2019, with margin 1).
     """
 
+    needs_positives = True
+
     def __init__(self, margin: float | str = 0.3, mining: str = "batch_hard", distance: str = "euclidean") -> None:
         super().__init__()
         self.distance = _check_distance(distance, "triplet")
@@ -88,6 +90,8 @@ class ContrastiveLoss(ReIDLoss):
     Euclidean distance, positives cost relu(D - pos_margin) and negatives relu(neg_margin - D) (the hinge on the
     squared distance, not squared), margin 1."""
 
+    needs_positives = True
+
     def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0, distance: str = "euclidean") -> None:
         super().__init__()
         self.distance = _check_distance(distance, "contrastive")
@@ -122,6 +126,7 @@ class NPairLoss(ReIDLoss):
     """
 
     default_input = "embedding"
+    needs_positives = True
 
     def __init__(self, l2_reg: float = 0.002, pairs: str = "all") -> None:
         super().__init__()
@@ -161,6 +166,8 @@ class BinomialDevianceLoss(ReIDLoss):
     log(1 + exp(-alpha (s - beta) m)), and the pair weights 1/n_pos and 1/n_neg make it the mean over positive pairs
     plus the mean over negative pairs (i != j). alpha 2, beta 0.5, C 25 as in the paper."""
 
+    needs_positives = True
+
     def __init__(self, alpha: float = 2.0, beta: float = 0.5, cost: float = 25.0) -> None:
         super().__init__()
         if alpha <= 0 or cost <= 0:
@@ -190,6 +197,8 @@ class MultiSimilarityLoss(ReIDLoss):
     Defaults alpha 2, beta 50, epsilon 0.1 as in the paper's experiments; lam = 0.5 is the margin of the authors'
     released configuration (the brief's reference also quotes lam = 1; pass lam=1.0 for that setting).
     """
+
+    needs_positives = True
 
     def __init__(self, alpha: float = 2.0, beta: float = 50.0, lam: float = 0.5, epsilon: float = 0.1) -> None:
         super().__init__()

@@ -63,6 +63,8 @@ def support_neighbor_loss(embeddings: torch.Tensor, labels: torch.Tensor, k: int
 
 @LOSSES.register("support_neighbor")
 class SupportNeighborLoss(ReIDLoss):
+    needs_positives = True
+
     def __init__(self, k: int = 10, sigma: float = 50.0, lambda_squeeze: float = 0.1, distance: str = "euclidean",
                  fallback: str = "nearest_positive", squeeze: str = "paper") -> None:
         super().__init__()
