@@ -35,7 +35,7 @@ from reid.data.loader import build_test_loader  # noqa: E402
 from reid.builders import build_dataset_from_config  # noqa: E402
 from reid.engine.evaluator import FeatureSet, evaluate_features, feature_set  # noqa: E402
 from reid.evaluation import clustering_nmi, recall_at_k  # noqa: E402
-from reid.engine.tester import _multi_query_features, load_trained_model  # noqa: E402
+from reid.engine.tester import load_trained_model  # noqa: E402
 
 DEFAULT_RUNS = ["softmax", "sn", "triplet", "triplet_soft", "triplet_density", "triplet_horde", "hraml",
                 "student_alone", "student_kd", "student_soft", "student_hard", "student_kd_soft"]
@@ -82,6 +82,8 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
     out: Dict[str, Any] = {"run": folder.name, "seed": cfg["seed"], "backbone": cfg["model"]["backbone"]}
     out["single_query"] = summary(evaluate_features(query, gallery, test_cfg))
     if not single_query_only:
+        from reid.engine.tester import _multi_query_features  # noqa: WPS433 - the earlier studies' multi-query
+
         mq = _multi_query_features(model, dataset, query, tcfg, bs, torch.device("cpu"), "mean", True)
         out["multi_query"] = summary(evaluate_features(query, gallery, test_cfg, query_features=mq))
         out["rerank"] = summary(evaluate_features(query, gallery, dict(test_cfg, rerank=True)))
