@@ -6,11 +6,14 @@ device; it is used unless the config asks for the albumentations pipeline, a tra
 training split, and of the query/gallery splits when the run evaluates, is checked before the first step: one
 error lists all bad files (`data.on_error=raise`), or they are left out with one warning (`skip`, training only:
 an evaluation never silently drops a query or gallery image).
+
+`choose_pipeline`, `cache_folder` and `decode_checked` are the policy's pieces, shared with `tools/test.py`
+(`reid.engine.tester`), which reads its query/gallery splits from the same cache.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -22,6 +25,50 @@ from ..data.sampler import build_batch_sampler
 from ..data.train_loader import build_train_loader
 from ..data.transforms import resolve
 from ..progress import progress as progress_bar
+
+
+BadFiles = List[Tuple[str, str]]  # (path, reason), as check_images gives them
+
+
+def choose_pipeline(data_cfg: Mapping[str, Any], transform_cfg: Any,
+                    log: Optional[Callable[[str], None]] = None) -> str:
+    """`data.pipeline`, or "albumentations" (said through `log`) when a transform has no batched form."""
+    pipeline = data_cfg["pipeline"]
+    if pipeline == "tensor" and not uses_tensor_pipeline(transform_cfg):
+        if log is not None:
+            log("transforms.random_resized_crop has no batched form: using the albumentations pipeline")
+        return "albumentations"
+    return pipeline
+
+
+def cache_folder(data_cfg: Mapping[str, Any], run_dir: Path) -> Optional[Path]:
+    """`data.cache_dir` resolved: None for "off" (decode in memory, write nothing), the path given, or by default
+    `<data.root>/.reid_cache` (`<run_dir>/cache` when the data root cannot be written). An unquoted `off` in
+    YAML or in a command-line override (`data.cache_dir=off`) is read as false, and means "off" too."""
+    cache_dir = data_cfg["cache_dir"]
+    if cache_dir == "off" or cache_dir is False:
+        return None
+    return Path(cache_dir) if cache_dir else default_cache_dir(data_cfg["root"], run_dir)
+
+
+def decode_checked(samples: Sequence[Any], split: str, height: int, width: int, cache_dir: Optional[Path],
+                   max_gb: float, log: Callable[[str], None],
+                   progress: bool = True) -> Tuple[Optional[DecodedImages], BadFiles]:
+    """`split` decoded (`reid.data.cache.decode_split`) and its bad files as [(path, reason)]; the images are None
+    when the split exceeds `max_gb` (it is then read per file, and its files are checked without decoding)."""
+    paths = [s.path for s in samples]
+    wrap = (lambda it, total, desc: progress_bar(it, desc, enabled=progress, total=total, log=log))
+    decoded, bad = decode_split(paths, height, width, cache_dir=cache_dir, max_gb=float(max_gb),
+                                threads=torch.get_num_threads(), progress=wrap, desc=f"decoding {split}")
+    if decoded is None:
+        log(f"decoded {split} split exceeds data.cache_max_gb={max_gb}: "
+            "reading it per file" + (" (albumentations pipeline)" if split == "train" else ""))
+        return None, check_images(paths)
+    if decoded.file is not None:
+        log(f"{split}: {len(decoded)} decoded images at {height}x{width} in {decoded.file}")
+    prefix = "cannot read image "  # the reason alone, as check_images gives it (the path is listed beside it)
+    return decoded, [(paths[i], reason.split(": ", 1)[-1] if reason.startswith(prefix + paths[i]) else reason)
+                     for i, reason in bad]
 
 
 class TrainingData:
@@ -37,37 +84,20 @@ class TrainingData:
         self.progress = progress
         size = resolve(self.transform_cfg)
         self.height, self.width = int(size["height"]), int(size["width"])
-        self.pipeline = self.data["pipeline"]
-        if self.pipeline == "tensor" and not uses_tensor_pipeline(self.transform_cfg):
-            monitor.log("transforms.random_resized_crop has no batched form: using the albumentations pipeline")
-            self.pipeline = "albumentations"
-        cache_dir = self.data["cache_dir"]
-        if cache_dir == "off":
-            self.cache_dir: Optional[Path] = None
-        else:
-            self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.data["root"], run_dir)
+        self.pipeline = choose_pipeline(self.data, self.transform_cfg, monitor.log)
+        self.cache_dir = cache_folder(self.data, run_dir)
         self.decoded: Dict[str, DecodedImages] = {}
 
-    def _decode(self, samples: Sequence[Any], split: str) -> List[tuple]:
+    def _decode(self, samples: Sequence[Any], split: str) -> BadFiles:
         """Decode `split` (tensor pipeline) and return its bad files as [(path, reason)]."""
-        paths = [s.path for s in samples]
-        wrap = (lambda it, total, desc: progress_bar(it, desc, enabled=self.progress, total=total,
-                                                     log=self.monitor.log))
-        decoded, bad = decode_split(paths, self.height, self.width, cache_dir=self.cache_dir,
-                                    max_gb=float(self.data["cache_max_gb"]), threads=torch.get_num_threads(),
-                                    progress=wrap, desc=f"decoding {split}")
+        decoded, bad = decode_checked(samples, split, self.height, self.width, self.cache_dir,
+                                      self.data["cache_max_gb"], self.monitor.log, self.progress)
         if decoded is None:  # over budget: this split is read per file (training then uses albumentations)
-            self.monitor.log(f"decoded {split} split exceeds data.cache_max_gb={self.data['cache_max_gb']}: "
-                             "reading it per file" + (" (albumentations pipeline)" if split == "train" else ""))
             if split == "train":
                 self.pipeline = "albumentations"
-            return check_images(paths)
+            return bad
         self.decoded[split] = decoded
-        if decoded.file is not None:
-            self.monitor.log(f"{split}: {len(decoded)} decoded images at {self.height}x{self.width} in {decoded.file}")
-        prefix = "cannot read image "  # the reason alone, as check_images gives it (the path is listed beside it)
-        return [(paths[i], reason.split(": ", 1)[-1] if reason.startswith(prefix + paths[i]) else reason)
-                for i, reason in bad]
+        return bad
 
     def filter_train(self, samples: Sequence[Any]) -> List[Any]:
         """The training samples after the bad-file policy (decoding them first on the tensor pipeline)."""

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -61,10 +62,55 @@ def load_trained_model(cfg: Mapping[str, Any], checkpoint: str, device: torch.de
     return load_model_from_checkpoint(checkpoint, cfg, device)[0]
 
 
+class EvalImages:
+    """Test loaders under the run's data policy (`reid.engine.data_setup`, as the trainer's evaluations).
+
+    Tensor pipeline (`data.pipeline`, unless a transform has no batched form): each split is decoded once into the
+    decoded-image cache (`data.cache_dir`: None = next to the data root, or `<run_dir>/cache` when the root is
+    read-only; "off" = in memory, no file) and its batches come from the decoded array; a split over
+    `data.cache_max_gb` is read per file. Either way its files are checked first and a bad one is an error naming
+    it. Albumentations pipeline: per file, as before the cache existed (an unreadable file raises when reached).
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, progress: bool = True) -> None:
+        from ..data.transforms import resolve
+        from .data_setup import cache_folder, choose_pipeline
+
+        self.data = cfg["data"]
+        self.transform_cfg = cfg["transforms"]
+        self.progress = progress
+        self.pipeline = choose_pipeline(self.data, self.transform_cfg, self.log)
+        self.cache_dir = cache_folder(self.data, run_dir) if self.pipeline == "tensor" else None
+        size = resolve(self.transform_cfg)
+        self.height, self.width = int(size["height"]), int(size["width"])
+        self.decoded: Dict[str, Any] = {}  # split -> DecodedImages, for the splits read from decoded arrays
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(message, file=sys.stderr, flush=True)
+
+    def loader(self, samples: Sequence[Any], split: str, num_workers: int = 0):
+        """An ordered loader over `samples` (decoded now on the tensor pipeline; bad files raise here)."""
+        from ..data.image_io import apply_error_policy
+        from ..data.loader import build_test_loader
+        from .data_setup import decode_checked
+
+        decoded = None
+        if self.pipeline == "tensor":
+            decoded, bad = decode_checked(samples, split, self.height, self.width, self.cache_dir,
+                                          self.data["cache_max_gb"], self.log, self.progress)
+            apply_error_policy(samples, bad, "raise")  # test splits: whatever data.on_error says
+            if decoded is not None:
+                self.decoded[split] = decoded
+        return build_test_loader(samples, self.transform_cfg, batch_size=self.data["test_batch_size"],
+                                 num_workers=num_workers, decoded=decoded)
+
+
 def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, progress: bool = True):
     """Evaluate `checkpoint` on the config's dataset: its `test` section, overridden by the flags in `options`.
 
     Returns (EvaluationResult, output folder). Writes `results.json` and, with `visualize`, rank-list PNGs.
+    Images are read as `EvalImages` says (the decoded-image cache on the tensor pipeline).
     """
     cfg = resolve_test_config(cfg, options)
     test_cfg = cfg["test"]
@@ -84,22 +130,24 @@ def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, prog
                              "(model.horde is null); set test.high_order=false (or drop --high-order)")
         model.test_high_order = True
 
-    from ..data.loader import build_test_loader
-
-    bs = cfg["data"]["test_batch_size"]
-    tcfg = cfg["transforms"]
-    q_loader = build_test_loader(dataset.query, tcfg, batch_size=bs, num_workers=cfg["data"]["num_workers"])
-    g_loader = build_test_loader(dataset.gallery, tcfg, batch_size=bs, num_workers=cfg["data"]["num_workers"])
+    out_dir = Path(options.output_dir or Path(checkpoint).parent / "test")
+    images = EvalImages(cfg, out_dir, progress)
+    workers = cfg["data"]["num_workers"]
+    # every split's files checked (and decoded) before the first feature is extracted
+    q_loader = images.loader(dataset.query, "query", workers)
+    g_loader = images.loader(dataset.gallery, "gallery", workers)
+    mq_samples, mq_rows = _multi_query_groups(dataset) if multi_query else ([], [])
+    mq_loader = images.loader(mq_samples, "multi-query") if multi_query else None
     query = feature_set(model, dataset.query, q_loader, device, flip=flip, desc="query", progress=progress)
     gallery = feature_set(model, dataset.gallery, g_loader, device, flip=flip, desc="gallery", progress=progress)
 
     query_features = None
     if multi_query:
-        query_features = _multi_query_features(model, dataset, query, tcfg, bs, device, multi_query, flip,
-                                               progress)
+        feats = feature_set(model, mq_samples, mq_loader, device, flip=flip, desc="multi-query",
+                            progress=progress).features
+        query_features = pool_groups(feats, mq_rows, multi_query)
     result = evaluate_features(query, gallery, test_cfg, has_cameras=dataset.has_cameras,
                                query_features=query_features)
-    out_dir = Path(options.output_dir or Path(checkpoint).parent / "test")
     out_dir.mkdir(parents=True, exist_ok=True)
     result.save_json(out_dir / "results.json")
     if options.visualize:
@@ -112,20 +160,20 @@ def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, prog
     return result, out_dir
 
 
-def _multi_query_features(model, dataset, query: FeatureSet, tcfg, bs, device, mode: str, flip: bool,
-                          progress: bool = True):
+def _multi_query_groups(dataset) -> Tuple[List[Any], List[List[int]]]:
+    """Multi-query: the distinct images of every query's group (the query alone when its group is empty) as
+    samples, and each query's rows among them."""
     groups = getattr(dataset, "query_groups", None)
     if not groups:
         raise ValueError(f"--multi-query: dataset '{type(dataset).__name__}' provides no multi-query groups "
                          "(Market-1501 needs its gt_bbox folder)")
     from ..data.datasets.base import Sample
-    from ..data.loader import build_test_loader
 
     paths: List[str] = []
     index: Dict[str, int] = {}
     rows: List[List[int]] = []
     for qi, group in enumerate(groups):
-        group = list(group) or [query.paths[qi]]
+        group = list(group) or [dataset.query[qi].path]
         row = []
         for p in group:
             if p not in index:
@@ -133,10 +181,7 @@ def _multi_query_features(model, dataset, query: FeatureSet, tcfg, bs, device, m
                 paths.append(p)
             row.append(index[p])
         rows.append(row)
-    samples = [Sample(path=p, pid=0, camid=0, extras={}) for p in paths]
-    loader = build_test_loader(samples, tcfg, batch_size=bs, num_workers=0)
-    feats = feature_set(model, samples, loader, device, flip=flip, desc="multi-query", progress=progress).features
-    return pool_groups(feats, rows, mode)
+    return [Sample(path=p, pid=0, camid=0, extras={}) for p in paths], rows
 
 
 def _query_in_gallery(query: FeatureSet, gallery: FeatureSet) -> np.ndarray:
