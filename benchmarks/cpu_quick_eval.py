@@ -82,9 +82,10 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
     out: Dict[str, Any] = {"run": folder.name, "seed": cfg["seed"], "backbone": cfg["model"]["backbone"]}
     out["single_query"] = summary(evaluate_features(query, gallery, test_cfg))
     if not single_query_only:
-        from reid.engine.tester import _multi_query_features  # noqa: WPS433 - the earlier studies' multi-query
+        from reid.engine.tester import _multi_query_groups, pool_groups  # noqa: WPS433 - only for multi-query
 
-        mq = _multi_query_features(model, dataset, query, tcfg, bs, torch.device("cpu"), "mean", True)
+        mq_samples, mq_rows = _multi_query_groups(dataset)
+        mq = pool_groups(features(mq_samples, "multi-query").features, mq_rows, "mean")
         out["multi_query"] = summary(evaluate_features(query, gallery, test_cfg, query_features=mq))
         out["rerank"] = summary(evaluate_features(query, gallery, dict(test_cfg, rerank=True)))
     if dml_metrics:
