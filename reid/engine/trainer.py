@@ -248,13 +248,16 @@ class Trainer:
         with torch.autocast(device_type=self.device.type, enabled=self.amp):
             outputs = self.net(images, labels)
             total, terms = self.losses(outputs, labels, teacher_out, batch)
-        values = {name: float(v) for name, v in terms.items()}
-        if not torch.isfinite(total.detach()):
+        # one device-to-host copy per step: float() of each CUDA term would wait for the GPU once per term
+        stacked = torch.stack([torch.as_tensor(v).detach().to(total.device, torch.float64)
+                               for v in (*terms.values(), total)]).tolist()
+        values = dict(zip(terms, stacked[:-1]))
+        if not math.isfinite(stacked[-1]):
             bad = [n for n, v in values.items() if not math.isfinite(v)] or ["total"]
             last = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.is_file()
                     else "no checkpoint was written yet")
             raise TrainingDiverged(
-                f"loss term '{bad[0]}' became {values.get(bad[0], float(total.detach()))} at epoch {epoch + 1}, batch "
+                f"loss term '{bad[0]}' became {values.get(bad[0], stacked[-1])} at epoch {epoch + 1}, batch "
                 f"{batch_index} (step {self.global_step + 1}); {last}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -264,7 +267,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["optim"]["clip_grad"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        values["total"] = float(total.detach())
+        values["total"] = stacked[-1]
         return values
 
     def evaluate(self, flip: Optional[bool] = None):
