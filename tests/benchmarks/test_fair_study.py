@@ -8,7 +8,7 @@ import pytest
 
 from reid.config import load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("fair_study", REPO / "benchmarks" / "fair_study.py")
 fair_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fair_study)

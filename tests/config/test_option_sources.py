@@ -15,7 +15,7 @@ from reid.config_schema import CHOICES
 from reid.engine.trainer import Trainer, _check_run, needs_positives
 from reid.losses import LOSSES, ReIDLoss, build_loss
 
-REID = Path(__file__).resolve().parents[1] / "reid"
+REID = Path(__file__).resolve().parents[2] / "reid"
 # the name list the trainer kept before the losses answered themselves: the same losses are refused
 FORMER_NEEDS_POSITIVES = {"triplet", "support_neighbor", "contrastive", "npair", "binomial_deviance",
                           "multi_similarity"}
