@@ -8,6 +8,17 @@ import torch
 
 from reid.config import load_config, save_config
 
+# Python source that makes `import albumentations` / `import numba` fail, run first in a subprocess (or as its
+# sitecustomize.py): the machines without them (the lent GPU machine has torch, torchvision and opencv only).
+BLOCK_OPTIONAL_DEPS = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("albumentations", "numba"):
+            raise ImportError("not installed here: " + name)
+sys.meta_path.insert(0, _Block())
+"""
+
 
 def make_tiny_market(root: Path) -> Path:
     """A small synthetic dataset in the exact Market-1501 layout (8 training ids, 3 cameras)."""

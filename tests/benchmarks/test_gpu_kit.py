@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from engine_helpers import BLOCK_OPTIONAL_DEPS
+
 ROOT = Path(__file__).resolve().parents[2]
 KIT = ROOT / "benchmarks" / "gpu"
 RECIPE = ROOT / "configs" / "gpu" / "market1501_sn_r50.yaml"
@@ -33,14 +35,6 @@ def _load(name: str):
 stage = _load("stage")
 status = _load("status")
 
-BLOCKER = """
-import importlib.abc, sys
-class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("albumentations", "numba"):
-            raise ImportError("not installed on the GPU machine: " + name)
-sys.meta_path.insert(0, _Block())
-"""
 TINY = ["model.backbone=small", "model.embedding_dim=32", "transforms.height=32", "transforms.width=16",
         "transforms.pad=2", "data.p=4", "data.k=4", "train.epochs=2", "train.iters_per_epoch=2",
         "train.checkpoint_every=1", "train.log_every=1", "train.threads=1", "data.test_batch_size=64"]
@@ -185,7 +179,7 @@ def _run(cmd, env, timeout=120):
 def test_dry_run_stage_start_status_final(tiny_market, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    (blocker / "sitecustomize.py").write_text(BLOCK_OPTIONAL_DEPS)
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHON": sys.executable,
            "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
     stage_dir, work, out = tmp_path / "stage", tmp_path / "work", tmp_path / "out"

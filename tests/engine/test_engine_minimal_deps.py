@@ -7,16 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine_helpers import tiny_config
+from engine_helpers import BLOCK_OPTIONAL_DEPS, tiny_config
 
-BLOCKER = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("albumentations", "numba"):
-            raise ImportError("not installed here: " + name)
-sys.meta_path.insert(0, Block())
-"""
 
 
 def test_training_and_evaluation_without_albumentations_and_numba(tiny_market, tmp_path):
@@ -24,7 +16,7 @@ def test_training_and_evaluation_without_albumentations_and_numba(tiny_market, t
                       {"classifier": "linear"}, data={"pipeline": "tensor"},
                       train={"epochs": 1, "iters_per_epoch": 2, "eval_every": 1, "projector_samples": 0,
                              "ranklist_queries": 0})
-    script = BLOCKER + (
+    script = BLOCK_OPTIONAL_DEPS + (
         "from reid.engine.trainer import Trainer\n"
         "from reid.config import load_config\n"
         f"trainer = Trainer(load_config({str(tmp_path / 'run.yaml')!r}), progress=False)\n"

@@ -18,16 +18,10 @@ from reid.data.image_io import ImageReadError
 from reid.engine import tester
 from reid.engine.tester import EvalImages, run_test
 
+from engine_helpers import BLOCK_OPTIONAL_DEPS
+
 Options = tester.TestOptions  # not imported under its own name: pytest would try to collect a Test* class
 
-BLOCKER = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("albumentations", "numba"):
-            raise ImportError("not installed here: " + name)
-sys.meta_path.insert(0, Block())
-"""
 SIZE = (64, 32)  # the tiny configs' transforms.height / width
 REPO = next(p for p in Path(__file__).resolve().parents if (p / "tools" / "test.py").is_file())
 
@@ -144,7 +138,7 @@ def test_tools_test_runs_without_albumentations_and_numba(tiny_checkpoint, tmp_p
     cache = tmp_path / "cache"
     argv = ["--checkpoint", str(tiny_checkpoint), "--output-dir", str(tmp_path / "out"), "--no-progress",
             "--multi-query", "mean", f"data.cache_dir={cache}"]
-    script = BLOCKER + (
+    script = BLOCK_OPTIONAL_DEPS + (
         "import runpy\n"
         f"sys.argv = ['tools/test.py'] + {argv!r}\n"
         "try:\n"
