@@ -8,7 +8,7 @@ retrained, evaluated runs not re-evaluated. Results go into one JSON file (commi
 generated from it, never edited by hand.
 
     python benchmarks/fair_study.py run --root /path/to/market [--arms sn triplet_soft ...] [--seeds 0 1 2]
-    python benchmarks/fair_study.py table [--json benchmarks/results/fair_study.json]   # the markdown tables
+    python benchmarks/fair_study.py table [--json benchmarks/results/fair_study.json] [--into BENCHMARKS.md README.md]
 
 Verdict rule of the claims table (3 seeds per arm): the difference of the means (method - baseline) against its
 standard error sqrt(s_a^2 / n_a + s_b^2 / n_b): "holds" when the difference is positive and more than 2 standard
@@ -217,6 +217,21 @@ def dml_table(results: Dict[str, Any]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def write_into(files: Sequence[Path], tables: Dict[str, str]) -> None:
+    """Replace each `<!-- fair_study:NAME -->` ... `<!-- /fair_study:NAME -->` block of the files with the
+    generated table NAME (arms, dml, claims), so the documents show the JSON's numbers and nothing typed by hand."""
+    for path in files:
+        text = path.read_text()
+        for name, table in tables.items():
+            begin, end = f"<!-- fair_study:{name} -->", f"<!-- /fair_study:{name} -->"
+            if begin in text:
+                head, rest = text.split(begin, 1)
+                if end not in rest:
+                    raise SystemExit(f"{path}: '{begin}' has no closing '{end}'")
+                text = head + begin + "\n" + (table or "(no runs yet)") + "\n" + end + rest.split(end, 1)[1]
+        path.write_text(text)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +240,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_run.add_argument("--arms", nargs="+", default=DEFAULT_ARMS, help="arms (configs/cpu_study/<arm>.yaml), in order")
     p_run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of every compared arm")
     p_table = sub.add_parser("table", help="print the per-arm and claims tables (markdown) from the JSON")
+    p_table.add_argument("--into", nargs="+", type=Path, default=[],
+                         help="also write the tables into these markdown files' <!-- fair_study:NAME --> blocks")
     for p in (p_run, p_table):
         p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file (merged, one key per run)")
     args = parser.parse_args(argv)
@@ -232,7 +249,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run(args.root, args.arms, args.seeds, args.json)
     else:
         results = load(args.json)
-        print("\n\n".join(t for t in (arms_table(results), dml_table(results), claims_table(results)) if t))
+        tables = {"arms": arms_table(results), "dml": dml_table(results), "claims": claims_table(results)}
+        print("\n\n".join(t for t in tables.values() if t))
+        write_into(args.into, tables)
     return 0
 
 

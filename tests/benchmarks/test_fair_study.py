@@ -86,3 +86,22 @@ def test_an_unknown_arm_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(SystemExit, match="no study arm 'nope'"):
         fair_study.main(["run", "--root", str(tmp_path), "--arms", "sn", "nope", "--json", str(tmp_path / "r.json")])
     assert not (tmp_path / "r.json").exists()
+
+
+def test_tables_replace_only_their_marked_blocks(tmp_path):
+    results = {f"sn_seed{s}": result("sn", s, 20.0 + s) for s in range(3)}
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(results))
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- fair_study:arms -->\nstale\n<!-- /fair_study:arms -->\nmiddle\n"
+                   "<!-- fair_study:claims -->\n<!-- /fair_study:claims -->\nend\n")
+    fair_study.main(["table", "--json", str(path), "--into", str(doc)])
+    text = doc.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
+    assert "| `sn` | 0, 1, 2 |" in text and "`sn` vs `triplet_soft`" in text
+    fair_study.main(["table", "--json", str(path), "--into", str(doc)])
+    assert doc.read_text() == text  # idempotent
+    bad = tmp_path / "bad.md"
+    bad.write_text("<!-- fair_study:arms -->\nno end\n")
+    with pytest.raises(SystemExit, match="no closing"):
+        fair_study.main(["table", "--json", str(path), "--into", str(bad)])
