@@ -44,15 +44,15 @@ DML_ARMS = {"contrastive", "density_contrastive", "binomial", "horde_binomial"} 
 # One row per headline claim: (paper, claim, method arm, baseline arm, the paper's own figures).
 CLAIMS: List[Dict[str, str]] = [
     {"paper": "Support Neighbor (MM'18)", "claim": "SN loss beats the batch-hard triplet loss",
-     "method": "sn", "baseline": "triplet_soft", "paper_result": "Market SQ mAP 73.43 vs triplet baselines below"},
+     "method": "sn", "baseline": "triplet_soft", "paper_result": "SN 73.43 mAP, above the paper's triplet baseline"},
     {"paper": "Support Neighbor (MM'18)", "claim": "SN loss beats the softmax (identification) loss",
-     "method": "sn", "baseline": "softmax", "paper_result": "SN above its softmax baseline"},
+     "method": "sn", "baseline": "softmax", "paper_result": "SN above the paper's softmax baseline"},
     {"paper": "Support Neighbor (MM'18)", "claim": "K = 10 of 128 (8% of the batch) beats larger K: here K = 5 of 64 "
      "vs K = 10 of 64", "method": "sn_k5", "baseline": "sn", "paper_result": "mAP falls as K grows"},
     {"paper": "Support Neighbor (MM'18)", "claim": "the squeeze term helps (lambda 0.1 vs 0)",
      "method": "sn", "baseline": "sn_lambda0", "paper_result": "lambda = 0.1 best"},
-    {"paper": "Support Neighbor (MM'18)", "claim": "SN trains without a BN neck (the paper's network has none); "
-     "here: the neck vs none", "method": "sn", "baseline": "sn_noneck", "paper_result": "no neck in the paper"},
+    {"paper": "Support Neighbor (MM'18)", "claim": "our set-up question, not a paper claim: a BN neck helps SN "
+     "(the paper's network has none)", "method": "sn", "baseline": "sn_noneck", "paper_result": "no neck in the paper"},
     {"paper": "DarkRank (2017)", "claim": "hard transfer improves the student",
      "method": "student_hard", "baseline": "student_alone", "paper_result": "mAP 58.1 -> 63.5"},
     {"paper": "DarkRank (2017)", "claim": "soft transfer improves the student",
