@@ -78,7 +78,7 @@ def test_tables_are_generated_from_the_json(tmp_path, capsys):
     assert "| `sn` | 0, 1, 2 | 40.00, 41.00, 42.00 | 20.00, 21.00, 22.00 | 41.00 +- 1.00 | 21.00 +- 1.00 |" in out
     assert "| `binomial` | 0 | 50.00 +- nan | 60.00 +- nan | 70.00 +- nan | 80.00 +- nan | 40.00 +- nan |" in out
     row = next(line for line in out.splitlines() if "`sn` vs `triplet_soft`" in line)
-    assert row.endswith("| holds |") and "+10.00" in row
+    assert row.endswith("| holds |  |") and "+10.00" in row
     assert "not run yet" in next(line for line in out.splitlines() if "`sn` vs `softmax`" in line)
 
 
@@ -105,3 +105,15 @@ def test_tables_replace_only_their_marked_blocks(tmp_path):
     bad.write_text("<!-- fair_study:arms -->\nno end\n")
     with pytest.raises(SystemExit, match="no closing"):
         fair_study.main(["table", "--json", str(path), "--into", str(bad)])
+
+
+def test_final_losses_come_from_the_last_epoch_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(fair_study, "run_folder", lambda arm, seed: tmp_path)
+    (tmp_path / "train.log").write_text(
+        "2026-11-27 15:42:26 training small_half on market1501: 12936 images\n"
+        "2026-11-27 15:43:04 epoch 1: softmax 6.7660, darkrank 268.6506, total 544.2549, lr 1.00e-04\n"
+        "2026-11-27 15:48:12 epoch 8: softmax 6.0350, darkrank 231.3889, total 468.9876, lr 5.90e-05\n"
+        "2026-11-27 15:48:12 training done in 64.0 s\n")
+    assert fair_study.final_losses(tmp_path) == {"softmax": 6.035, "darkrank": 231.3889, "total": 468.9876}
+    run = dict(result("x", 0, 1.0), final_losses=fair_study.final_losses(tmp_path))
+    assert fair_study.losses([run]) == "softmax 6.04, darkrank 231, total 469"
