@@ -57,13 +57,18 @@ CLAIMS: List[Dict[str, str]] = [
     {"paper": "DarkRank (2017)", "claim": "hard transfer improves the student (eq. 5 over the whole list: 63 "
      "candidates in our batch of 64)", "method": "student_hard", "baseline": "student_alone",
      "paper_result": "mAP 58.1 -> 63.5",
-     "note": "set-up differs in scale: ListMLE sums over the list, 63 positions here vs 7 in the paper's batch of 8, "
-             "and the term outweighs the identity loss (loss terms in the per-arm table); see the list-of-7 row"},
+     "note": "ListMLE sums over the list: 63 positions here vs 7 in the paper's batch of 8, and the term outweighs "
+             "the identity loss (per-arm loss terms); lists of 7 (next row) fail too, so list length is not the "
+             "whole cause"},
     {"paper": "DarkRank (2017)", "claim": "hard transfer improves the student, lists of the paper's length (7: the "
      "teacher's nearest)", "method": "student_hard_list7", "baseline": "student_alone",
-     "paper_result": "mAP 58.1 -> 63.5 (batch 8: 7 candidates per list)"},
+     "paper_result": "mAP 58.1 -> 63.5 (batch 8: 7 candidates per list)",
+     "note": "the teacher's nearest 7, so harder negatives than the paper's random ones"},
     {"paper": "DarkRank (2017)", "claim": "soft transfer improves the student",
-     "method": "student_soft", "baseline": "student_alone", "paper_result": "mAP 58.1 -> 63.1"},
+     "method": "student_soft", "baseline": "student_alone", "paper_result": "mAP 58.1 -> 63.1",
+     "note": "the paper's batch, score (alpha 3, beta 3), weight 2, L = 4 and verification + triplet terms; "
+             "differences: a from-scratch teacher of 35.6 mAP (paper: 74.3, pretrained), 600 iterations; the "
+             "identity loss stalls beside the transfer term (per-arm loss terms); cause not established"},
     {"paper": "DarkRank (2017)", "claim": "KD improves the student",
      "method": "student_kd", "baseline": "student_alone", "paper_result": "mAP 58.1 -> 66.7"},
     {"paper": "DarkRank (2017)", "claim": "soft transfer adds to KD",
