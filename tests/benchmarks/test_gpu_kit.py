@@ -50,7 +50,7 @@ def test_recipe_loads_with_the_repo_loader_and_fits_the_budget():
 
     cfg = load_config(str(RECIPE))  # every key checked against reid/config_schema.py (unknown keys are errors)
     m, d, t = cfg["model"], cfg["data"], cfg["train"]
-    assert (m["backbone"], m["pretrained"], m["last_stride"], m["bn_neck"]) == ("resnet50", "none", 1, True)
+    assert (m["backbone"], m["pretrained"], m["last_stride"], m["bn_neck"]) == ("resnet50", "none", 1, False)
     assert (resolve(cfg["transforms"])["height"], resolve(cfg["transforms"])["width"]) == (256, 128)
     assert t["amp"] and t["channels_last"] and d["pipeline"] == "tensor" and uses_tensor_pipeline(cfg["transforms"])
     assert (d["p"], d["k"]) == (32, 4)
