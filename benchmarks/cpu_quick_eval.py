@@ -21,7 +21,8 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -94,7 +95,11 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
         model.test_high_order = True
         hq, hg = features(dataset.query, "query"), features(dataset.gallery, "gallery")
         out["high_order"] = summary(evaluate_features(hq, hg, test_cfg))
+        fit = features(pca_samples(dataset.train, seed=int(cfg["seed"])), "train (PCA)").features
         model.test_high_order = False
+        reduce = pca_projection(fit, int(model.embedding_dim))
+        out["high_order_pca"] = summary(evaluate_features(
+            replace(hq, features=reduce(hq.features)), replace(hg, features=reduce(hg.features)), test_cfg))
     out["images_per_s"] = round(images_per_second(model, tcfg["height"], tcfg["width"]), 1)
     out["parameters"] = sum(p.numel() for p in model.parameters())
     out["train_seconds"] = training_seconds(folder)
@@ -102,6 +107,27 @@ def evaluate_run(folder: Path, root: str, gallery_study: bool, single_query_only
         out["gallery_study"] = gallery_size_curve(query, gallery, features(dataset.train, "train"), test_cfg,
                                                   seed=cfg["seed"])
     return out
+
+
+def pca_samples(train: List[Any], seed: int, count: int = 2000) -> List[Any]:
+    """A seeded random subset of the training images (identities disjoint from the test ones) to fit the PCA on."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(train), size=min(count, len(train)), replace=False))
+    return [train[i] for i in rows]
+
+
+def pca_projection(fit: torch.Tensor, dim: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """HORDE's test-time reduction (Jacob et al. ICCV 2019): all orders concatenated, projected by PCA onto `dim`
+    components (order 1's dimension) fitted on training features, then L2-normalised."""
+    x = fit.double()
+    mean = x.mean(0, keepdim=True)
+    _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    basis = vh[:dim].T
+
+    def reduce(features: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(((features.double() - mean) @ basis).float(), dim=1)
+
+    return reduce
 
 
 def metric_learning_scores(query: FeatureSet, gallery: FeatureSet) -> Dict[str, float]:

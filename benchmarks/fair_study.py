@@ -37,10 +37,20 @@ CONFIGS = REPO / "configs" / "cpu_study"
 # rows per hour of 2-core time highest first (the DarkRank students are the cheapest runs).
 DEFAULT_ARMS = ["sn", "triplet_soft", "softmax", "teacher", "student_alone", "student_hard", "student_soft",
                 "student_kd", "student_kd_soft", "student_hard_list7", "sn_noneck", "sn_k5", "sn_lambda0",
-                "contrastive", "density_contrastive", "binomial", "horde_binomial"]
+                "contrastive", "binomial", "horde_binomial", "horde_contrastive", "hraml", "triplet_squared"]
+# The density-adaptivity lambda sweeps, one per base arm (the paper's contrastive and triplet bases): every lambda
+# trains with seed 0; the lambda with the best seed-0 mAP then trains with every seed, to compare with its base.
+SWEEPS: Dict[str, Dict[float, str]] = {
+    "contrastive": {0.1: "density_contrastive_lam0.1", 0.3: "density_contrastive_lam0.3",
+                    1.0: "density_contrastive_lam1", 3.0: "density_contrastive_lam3", 10.0: "density_contrastive"},
+    "triplet_squared": {0.1: "density_triplet_lam0.1", 0.3: "density_triplet_lam0.3", 1.0: "density_triplet_lam1",
+                        3.0: "density_triplet_lam3", 10.0: "density_triplet_lam10"},
+}
+SWEEP_ARMS = {arm: base for base, sweep in SWEEPS.items() for arm in sweep.values()}
 SINGLE_SEED_ARMS = {"teacher"}  # the teacher is a tool of the DarkRank study, not a compared arm
 # Arms of the deep-metric-learning papers: also Recall@K and NMI on the test identities (their papers' metrics).
-DML_ARMS = {"contrastive", "density_contrastive", "binomial", "horde_binomial"}
+DML_ARMS = {"contrastive", "binomial", "horde_binomial", "horde_contrastive", "hraml", "triplet_squared",
+            *SWEEP_ARMS}
 
 # One row per headline claim: (paper, claim, method arm, baseline arm, the paper's own figures, a note on the set-up).
 CLAIMS: List[Dict[str, str]] = [
@@ -75,11 +85,30 @@ CLAIMS: List[Dict[str, str]] = [
      "method": "student_kd_soft", "baseline": "student_kd", "paper_result": "mAP 66.7 -> 68.2"},
     {"paper": "DarkRank (2017)", "claim": "soft transfer at least matches hard transfer",
      "method": "student_soft", "baseline": "student_hard", "paper_result": "mAP 63.1 vs 63.5 (R1 83.6 vs 83.0)"},
-    {"paper": "Density adaptivity (TMM 2019)", "claim": "the regularizer (lambda 10) improves its contrastive base",
-     "method": "density_contrastive", "baseline": "contrastive",
-     "paper_result": "Cars196 / CUB / SOP Recall@1 above the base (pretrained GoogLeNet)"},
+    {"paper": "Density adaptivity (TMM 2019)", "claim": "the regularizer improves its contrastive base (squared "
+     "distances, margin 1; the sweep's best lambda)", "method": "best:contrastive", "baseline": "contrastive",
+     "paper_result": "Cars196 / CUB / SOP Recall@1 above the base (pretrained GoogLeNet, lambda 10)",
+     "note": "lambda chosen by seed-0 mAP among 0.1, 0.3, 1, 3, 10 (sweep table)"},
+    {"paper": "Density adaptivity (TMM 2019)", "claim": "the regularizer improves its triplet base (squared "
+     "distances, margin 1; the sweep's best lambda)", "method": "best:triplet_squared", "baseline": "triplet_squared",
+     "paper_result": "Recall@1 above the triplet base on the three datasets",
+     "note": "lambda chosen by seed-0 mAP among 0.1, 0.3, 1, 3, 10 (sweep table)"},
     {"paper": "HORDE (ICCV'19)", "claim": "the high-order regularizer improves binomial deviance (order 1 at test)",
      "method": "horde_binomial", "baseline": "binomial", "paper_result": "CUB R@1 55.9 -> 58.3"},
+    {"paper": "HORDE (ICCV'19)", "claim": "... with all orders at test (concatenated, PCA to order 1's 256 "
+     "dimensions, fitted on 2,000 training images)", "method": "horde_binomial", "method_mode": "high_order_pca",
+     "baseline": "binomial", "paper_result": "high orders at test add a little more (the paper's Table 5)"},
+    {"paper": "HORDE (ICCV'19)", "claim": "the high-order regularizer improves the contrastive loss (order 1 at "
+     "test)", "method": "horde_contrastive", "baseline": "contrastive", "paper_result": "CUB R@1 above the base"},
+    {"paper": "HORDE (ICCV'19)", "claim": "... contrastive base with all orders at test (concatenated, PCA to 256)",
+     "method": "horde_contrastive", "method_mode": "high_order_pca", "baseline": "contrastive",
+     "paper_result": "high orders at test add a little more"},
+    {"paper": "HRAML (Gu)", "claim": "aligning embedding distances with label distances learns a metric at least as "
+     "good as the contrastive loss (identity targets)", "method": "hraml", "baseline": "contrastive",
+     "paper_result": "above contrastive / triplet metric learning"},
+    {"paper": "HRAML (Gu)", "claim": "attribute targets (relationships beyond identity) improve the metric",
+     "method": "", "baseline": "", "paper_result": "with attributes above identity only",
+     "note": "not testable here: Market-1501's attribute annotations are not part of the data available here"},
 ]
 
 
@@ -137,37 +166,55 @@ def save(results: Dict[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
+def run_arm(root: str, arm: str, seeds: Sequence[int], path: Path) -> None:
+    for seed in seeds:
+        key = f"{arm}_seed{seed}"
+        if key in load(path):  # evaluated (possibly on another machine: run folders are not kept)
+            continue
+        teacher = load_config(CONFIGS / f"{arm}.yaml")["distill"]["teacher_checkpoint"]
+        if teacher and not trained(run_folder("teacher", 0)):  # students need the teacher's weights here
+            train("teacher", 0, root)
+        if not trained(run_folder(arm, seed)):
+            train(arm, seed, root)
+        result = evaluate(arm, seed, root)
+        results = load(path)  # read after the evaluation: nothing written meanwhile is lost
+        results[key] = result
+        save(results, path)
+        r = results[key]["single_query"]
+        print(f"   {key}: R1 {r['rank1']:.2f} mAP {r['mAP']:.2f}", flush=True)
+
+
+def best_of_sweep(results: Dict[str, Any], base: str) -> Optional[str]:
+    """The sweep arm of `base` with the best seed-0 mAP, once every lambda has its seed-0 run (else None)."""
+    scores = {arm: results.get(f"{arm}_seed0", {}).get("single_query", {}).get("mAP") for arm in SWEEPS[base].values()}
+    if any(v is None for v in scores.values()):
+        return None
+    return max(scores, key=lambda arm: scores[arm])
+
+
 def run(root: str, arms: Sequence[str], seeds: Sequence[int], path: Path) -> None:
+    """Every arm over `seeds` (the teacher: seed 0); sweep arms with seed 0 and then the best lambda of each sweep
+    with every seed."""
     for arm in arms:
         if not (CONFIGS / f"{arm}.yaml").exists():
             raise SystemExit(f"no study arm '{arm}': expected {CONFIGS / (arm + '.yaml')}")
     for arm in arms:
-        for seed in ([0] if arm in SINGLE_SEED_ARMS else seeds):
-            key = f"{arm}_seed{seed}"
-            if key in load(path):  # evaluated (possibly on another machine: run folders are not kept)
-                continue
-            teacher = load_config(CONFIGS / f"{arm}.yaml")["distill"]["teacher_checkpoint"]
-            if teacher and not trained(run_folder("teacher", 0)):  # students need the teacher's weights here
-                train("teacher", 0, root)
-            if not trained(run_folder(arm, seed)):
-                train(arm, seed, root)
-            result = evaluate(arm, seed, root)
-            results = load(path)  # read after the evaluation: nothing written meanwhile is lost
-            results[key] = result
-            save(results, path)
-            r = results[key]["single_query"]
-            print(f"   {key}: R1 {r['rank1']:.2f} mAP {r['mAP']:.2f}", flush=True)
+        run_arm(root, arm, [0] if arm in SINGLE_SEED_ARMS or arm in SWEEP_ARMS else seeds, path)
+    for base in SWEEPS:
+        best = best_of_sweep(load(path), base) if any(SWEEP_ARMS.get(a) == base for a in arms) else None
+        if best is not None:
+            print(f"== best lambda on {base}: {best}", flush=True)
+            run_arm(root, best, seeds, path)
 
 
-def arm_stats(results: Dict[str, Any], arm: str, metric: str) -> Optional[Dict[str, Any]]:
-    values = [r["single_query"][metric] for r in sorted(results.values(), key=lambda r: r["seed"])
-              if r["arm"] == arm]
-    if not values:
+def arm_stats(results: Dict[str, Any], arm: str, metric: str, mode: str = "single_query") -> Optional[Dict[str, Any]]:
+    runs = sorted((r for r in results.values() if r["arm"] == arm and mode in r), key=lambda r: r["seed"])
+    if not runs:
         return None
+    values = [r[mode][metric] for r in runs]
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
-    seeds = [r["seed"] for r in sorted(results.values(), key=lambda r: r["seed"]) if r["arm"] == arm]
-    return {"values": values, "mean": mean, "std": std, "n": len(values), "seeds": seeds}
+    return {"values": values, "mean": mean, "std": std, "n": len(values), "seeds": [r["seed"] for r in runs]}
 
 
 def verdict(a: Dict[str, Any], b: Dict[str, Any]) -> str:
@@ -186,22 +233,52 @@ def fmt(s: Optional[Dict[str, Any]]) -> str:
     return "not run" if s is None else f"{s['mean']:.2f} +- {s['std']:.2f} (n={s['n']})"
 
 
+def claim_arm(results: Dict[str, Any], name: str) -> Optional[str]:
+    """An arm name, or "best:<base>": the best lambda of that base's sweep (None until the sweep is complete)."""
+    return best_of_sweep(results, name.split(":", 1)[1]) if name.startswith("best:") else name
+
+
 def claims_table(results: Dict[str, Any]) -> str:
     lines = ["| paper | claim | method vs baseline | method mAP | baseline mAP | difference (2 s.e.) | R1 method vs "
              "baseline | paper's figures | verdict | note |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in CLAIMS:
-        a, b = arm_stats(results, c["method"], "mAP"), arm_stats(results, c["baseline"], "mAP")
-        ra, rb = arm_stats(results, c["method"], "rank1"), arm_stats(results, c["baseline"], "rank1")
+        if not c["method"]:  # a claim this data cannot test
+            lines.append(f"| {c['paper']} | {c['claim']} | - | - | - | - | - | {c['paper_result']} | not testable "
+                         f"here | {c.get('note', '')} |")
+            continue
+        method, mode = claim_arm(results, c["method"]), c.get("method_mode", "single_query")
+        a = arm_stats(results, method, "mAP", mode) if method else None
+        b = arm_stats(results, c["baseline"], "mAP")
+        ra = arm_stats(results, method, "rank1", mode) if method else None
+        rb = arm_stats(results, c["baseline"], "rank1")
         if a is None or b is None:
             diff, v = "-", "not run yet"
         else:
             se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"]) if a["n"] > 1 and b["n"] > 1 else math.nan
             diff, v = f"{a['mean'] - b['mean']:+.2f} ({2 * se:.2f})", verdict(a, b)
         r1 = "-" if ra is None or rb is None else f"{ra['mean']:.2f} vs {rb['mean']:.2f}"
-        lines.append(f"| {c['paper']} | {c['claim']} | `{c['method']}` vs `{c['baseline']}` | {fmt(a)} | {fmt(b)} | "
+        shown = f"`{method or c['method']}`" + ("" if mode == "single_query" else f" ({mode})")
+        lines.append(f"| {c['paper']} | {c['claim']} | {shown} vs `{c['baseline']}` | {fmt(a)} | {fmt(b)} | "
                      f"{diff} | {r1} | {c['paper_result']} | {v} | {c.get('note', '')} |")
     return "\n".join(lines)
+
+
+def sweep_table(results: Dict[str, Any]) -> str:
+    """The density-adaptivity lambda sweeps (seed 0): single query and the DML metrics, the base arm first."""
+    lines = ["| base | lambda | arm | seed-0 R1 | seed-0 mAP | Recall@1 | NMI |", "| --- | ---: | --- | ---: | ---: | "
+             "---: | ---: |"]
+    for base, sweep in SWEEPS.items():
+        for lam, arm in [(0.0, base), *sweep.items()]:
+            r = results.get(f"{arm}_seed0")
+            if r is None:
+                continue
+            dml = r.get("dml", {})
+            best = " (best)" if arm == best_of_sweep(results, base) else ""
+            lines.append(f"| `{base}` | {lam:g} | `{arm}`{best} | {r['single_query']['rank1']:.2f} | "
+                         f"{r['single_query']['mAP']:.2f} | {dml.get('recall@1', float('nan')):.2f} | "
+                         f"{dml.get('nmi', float('nan')):.2f} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def losses(runs: List[Dict[str, Any]]) -> str:
@@ -216,7 +293,7 @@ def arms_table(results: Dict[str, Any]) -> str:
              "loss terms, last epoch "
              "(seed 0) |",
              "| --- | --- | --- | --- | --- | --- | ---: | ---: | --- |"]
-    for arm in DEFAULT_ARMS:
+    for arm in [*DEFAULT_ARMS, *SWEEP_ARMS]:
         r1, m = arm_stats(results, arm, "rank1"), arm_stats(results, arm, "mAP")
         if m is None:
             continue
@@ -233,7 +310,7 @@ def dml_table(results: Dict[str, Any]) -> str:
     """Recall@K and NMI on the test identities (mean +- std over seeds) for the metric-learning arms."""
     keys = ["recall@1", "recall@2", "recall@4", "recall@8", "nmi"]
     lines = ["| arm | seeds | " + " | ".join(keys) + " |", "| --- | --- |" + " ---: |" * len(keys)]
-    for arm in DEFAULT_ARMS:
+    for arm in [*DEFAULT_ARMS, *SWEEP_ARMS]:
         runs = sorted((r for r in results.values() if r["arm"] == arm and "dml" in r), key=lambda r: r["seed"])
         if not runs:
             continue
@@ -247,9 +324,26 @@ def dml_table(results: Dict[str, Any]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def high_order_table(results: Dict[str, Any]) -> str:
+    """HORDE arms at test: order 1, all orders concatenated, and the concatenation reduced by PCA (mean +- std)."""
+    modes = [("single_query", "order 1"), ("high_order", "orders 1-3 concatenated"),
+             ("high_order_pca", "concatenated, PCA to 256")]
+    lines = ["| arm | seeds | " + " | ".join(f"{label} R1 / mAP" for _, label in modes) + " |",
+             "| --- | --- |" + " ---: |" * len(modes)]
+    for arm in DEFAULT_ARMS:
+        cells, seeds = [], None
+        for mode, _ in modes:
+            r1, m = arm_stats(results, arm, "rank1", mode), arm_stats(results, arm, "mAP", mode)
+            cells.append("-" if m is None else f"{r1['mean']:.2f} / {m['mean']:.2f} +- {m['std']:.2f}")
+            seeds = seeds or (m and m["seeds"])
+        if cells[1] != "-" or cells[2] != "-":
+            lines.append(f"| `{arm}` | {', '.join(map(str, seeds or []))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def write_into(files: Sequence[Path], tables: Dict[str, str]) -> None:
     """Replace each `<!-- fair_study:NAME -->` ... `<!-- /fair_study:NAME -->` block of the files with the
-    generated table NAME (arms, dml, claims), so the documents show the JSON's numbers and nothing typed by hand."""
+    generated table NAME (arms, dml, sweep, high_order, claims), so the documents show the JSON's numbers and nothing typed by hand."""
     for path in files:
         text = path.read_text()
         for name, table in tables.items():
@@ -279,7 +373,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run(args.root, args.arms, args.seeds, args.json)
     else:
         results = load(args.json)
-        tables = {"arms": arms_table(results), "dml": dml_table(results), "claims": claims_table(results)}
+        tables = {"arms": arms_table(results), "dml": dml_table(results), "sweep": sweep_table(results),
+                  "high_order": high_order_table(results), "claims": claims_table(results)}
         print("\n\n".join(t for t in tables.values() if t))
         write_into(args.into, tables)
     return 0

@@ -28,13 +28,80 @@ def flat(tree, prefix=""):
     return out
 
 
+def same_recipe(method, baseline):
+    a, b = (flat(load_config(REPO / "configs" / "cpu_study" / f"{arm}.yaml")) for arm in (method, baseline))
+    differ = {k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(VARIED)}
+    assert not differ, f"{method} vs {baseline} differ in {sorted(differ)}"
+
+
 def test_every_claim_names_existing_arms_on_one_recipe():
     for claim in fair_study.CLAIMS:
-        a, b = (flat(load_config(REPO / "configs" / "cpu_study" / f"{claim[k]}.yaml")) for k in ("method", "baseline"))
-        differ = {k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(VARIED)}
-        assert not differ, f"{claim['method']} vs {claim['baseline']} differ in {sorted(differ)}"
-        for arm in (claim["method"], claim["baseline"]):
-            assert arm in fair_study.DEFAULT_ARMS
+        if not claim["method"]:  # not testable here: says why
+            assert "not testable" in claim["note"] and not claim["baseline"]
+            continue
+        methods = ([*fair_study.SWEEPS[claim["method"][5:]].values()] if claim["method"].startswith("best:")
+                   else [claim["method"]])
+        for method in methods:
+            same_recipe(method, claim["baseline"])
+        assert claim["baseline"] in fair_study.DEFAULT_ARMS
+        assert all(m in fair_study.DEFAULT_ARMS or m in fair_study.SWEEP_ARMS for m in methods)
+
+
+def test_density_sweeps_vary_only_lambda_on_the_papers_bases():
+    for base, sweep in fair_study.SWEEPS.items():
+        base_term = load_config(REPO / "configs" / "cpu_study" / f"{base}.yaml")["loss"]["terms"][0]
+        assert base_term["distance"] == "squared" and base_term.get("margin", base_term.get("neg_margin")) == 1.0
+        assert sorted(sweep) == [0.1, 0.3, 1.0, 3.0, 10.0]
+        for lam, arm in sweep.items():
+            term = load_config(REPO / "configs" / "cpu_study" / f"{arm}.yaml")["loss"]["terms"][0]
+            assert term["name"] == "density_adaptivity" and float(term["lam"]) == lam
+            assert term["base_distance"] == "squared" and term["eta"] == 0.5
+            assert term["base"] == ("contrastive" if base == "contrastive" else "triplet")
+
+
+def test_the_best_lambda_runs_every_seed_after_the_sweep(tmp_path, monkeypatch):
+    path = tmp_path / "r.json"
+    done = []
+    scores = {"density_contrastive_lam0.3": 9.0, "density_contrastive": 5.0}
+
+    def evaluate(arm, seed, root):
+        done.append((arm, seed))
+        return result(arm, seed, scores.get(arm, 4.0 + seed))
+
+    monkeypatch.setattr(fair_study, "trained", lambda folder: True)
+    monkeypatch.setattr(fair_study, "evaluate", evaluate)
+    monkeypatch.setattr(fair_study, "load_config", lambda p: {"distill": {"teacher_checkpoint": None}})
+    sweep = list(fair_study.SWEEPS["contrastive"].values())
+    fair_study.main(["run", "--root", str(tmp_path), "--arms", "contrastive", *sweep[:-1], "--json", str(path)])
+    assert fair_study.best_of_sweep(json.loads(path.read_text()), "contrastive") is None  # lambda 10 missing
+    assert done == [("contrastive", 0), ("contrastive", 1), ("contrastive", 2)] + [(a, 0) for a in sweep[:-1]]
+    done.clear()
+    fair_study.main(["run", "--root", str(tmp_path), "--arms", *sweep, "--json", str(path)])
+    assert done == [(sweep[-1], 0), ("density_contrastive_lam0.3", 1), ("density_contrastive_lam0.3", 2)]
+    results = json.loads(path.read_text())
+    out = fair_study.claims_table(results)
+    row = next(line for line in out.splitlines() if "its contrastive base" in line)
+    assert "`density_contrastive_lam0.3` vs `contrastive`" in row and "9.00 +- 0.00 (n=3)" in row
+    table = fair_study.sweep_table(results)
+    assert "| `contrastive` | 0.3 | `density_contrastive_lam0.3` (best) | 29.00 | 9.00 |" in table
+    assert "| `contrastive` | 0 | `contrastive` |" in table
+
+
+def test_high_order_rows_read_their_own_evaluation():
+    results = {}
+    for seed in range(3):
+        results[f"binomial_seed{seed}"] = result("binomial", seed, 10.0)
+        r = result("horde_binomial", seed, 10.0 + seed)
+        r["high_order"] = {"mAP": 12.0 + seed, "rank1": 30.0}
+        r["high_order_pca"] = {"mAP": 20.0 + seed, "rank1": 40.0}
+        results[f"horde_binomial_seed{seed}"] = r
+    claims = fair_study.claims_table(results).splitlines()
+    pca = next(line for line in claims if "`horde_binomial` (high_order_pca) vs `binomial`" in line)
+    assert "21.00 +- 1.00 (n=3)" in pca and "40.00 vs 30.00" in pca and "| holds |" in pca
+    assert "| `horde_binomial` | 0, 1, 2 | 31.00 / 11.00 +- 1.00 | 30.00 / 13.00 +- 1.00 | 40.00 / 21.00 +- 1.00 |" \
+        in fair_study.high_order_table(results)
+    untestable = next(line for line in claims if line.startswith("| HRAML (Gu) | attribute"))
+    assert "| not testable here |" in untestable
 
 
 def test_students_use_the_papers_batch_and_a_longer_trained_teacher():
