@@ -89,7 +89,7 @@ def markdown(results: Dict[str, Any]) -> str:
              "| --- | --- | --- | ---: | ---: |"]
     for r in results.values():
         base = r["gradient_norms"].get("softmax")
-        for name, norm in r["gradient_norms"].items():
+        for name, norm in sorted(r["gradient_norms"].items(), key=lambda kv: (kv[0] != "softmax", kv[0])):
             ratio = f"{norm / base:.1f}" if base else "-"
             lines.append(f"| `{Path(r['config']).stem}` | {r['weights']} | {name} ({r['term_weights'][name]:g}) | "
                          f"{norm:.3f} | {ratio} |")

@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from reid.config import load_config  # noqa: E402
 
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "fair_study.json"
+GRADIENTS_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients.json"
 CONFIGS = REPO / "configs" / "cpu_study"
 # Training order: the teacher before its students; the rows of the claims table complete one after another, the
 # rows per hour of 2-core time highest first (the DarkRank students are the cheapest runs).
@@ -356,7 +357,7 @@ def high_order_table(results: Dict[str, Any]) -> str:
 
 def write_into(files: Sequence[Path], tables: Dict[str, str]) -> None:
     """Replace each `<!-- fair_study:NAME -->` ... `<!-- /fair_study:NAME -->` block of the files with the
-    generated table NAME (arms, dml, sweep, high_order, claims), so the documents show the JSON's numbers and nothing typed by hand."""
+    generated table NAME (arms, dml, sweep, high_order, claims, darkrank_gradients), so the documents show the JSON's numbers and nothing typed by hand."""
     for path in files:
         text = path.read_text()
         for name, table in tables.items():
@@ -388,6 +389,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results = load(args.json)
         tables = {"arms": arms_table(results), "dml": dml_table(results), "sweep": sweep_table(results),
                   "high_order": high_order_table(results), "claims": claims_table(results)}
+        if GRADIENTS_JSON.exists():  # the DarkRank investigation's per-term gradient norms
+            from darkrank_gradients import markdown  # noqa: WPS433 - torch-heavy, only when the file exists
+
+            tables["darkrank_gradients"] = markdown(json.loads(GRADIENTS_JSON.read_text()))
         print("\n\n".join(t for t in tables.values() if t))
         write_into(args.into, tables)
     return 0
