@@ -147,7 +147,7 @@ def train(arm: str, seed: int, root: str) -> None:
         command.insert(3, "--overwrite")
     folder.parent.mkdir(parents=True, exist_ok=True)
     print(f"== train {arm} seed {seed} -> {folder.relative_to(REPO)}", flush=True)
-    with open(folder.with_suffix(".out"), "a") as log:
+    with open(folder.parent / f"{folder.name}.out", "a") as log:  # not with_suffix: arm names may hold dots
         subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from naive_references import (assert_value_and_grad_match, float_of_grad_ok, naive_darkrank, naive_darkrank_scores,
                               pk_batch, plackett_luce_prob, teacher_list)
@@ -184,3 +185,47 @@ def test_darkrank_under_half_precision_autocast_is_finite():
         value = build_loss("darkrank", mode="soft", alpha=3.0, beta=3.0, list_length=4)(s, None, t)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(s.grad.float()).all()
+
+
+def _batch_map(features, pids):
+    """Leave-one-out retrieval mAP within a set (every item has positives)."""
+    d = torch.cdist(features, features).fill_diagonal_(float("inf"))
+    order = d.argsort(1)[:, :-1]
+    match = (pids[order] == pids[:, None]).float()
+    precision = match.cumsum(1) / torch.arange(1, match.shape[1] + 1)
+    return float(((precision * match).sum(1) / match.sum(1)).mean())
+
+
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_transfer_alone_teaches_a_student_the_teachers_neighbourhoods(mode):
+    # Inputs: 8 identity dims + 24 loud noise dims. The teacher sees only the identity dims; a random linear student
+    # starts near chance. DarkRank alone (no labels), on the paper's batch (8 pairs + 16 singles, the pairs as anchors),
+    # must move it to the teacher's neighbourhoods: a sign or ordering defect in the transfer would not.
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(40, 8, generator=g)
+
+    def sample(p):
+        return torch.cat([centres[p] + 0.3 * torch.randn(len(p), 8, generator=g),
+                          2.0 * torch.randn(len(p), 24, generator=g)], 1)
+
+    def teacher(x):
+        return F.normalize(x[:, :8], dim=1)
+
+    test_p = torch.arange(40).repeat_interleave(3)
+    test_x = sample(test_p)
+    torch.manual_seed(0)
+    student = torch.nn.Linear(32, 16)
+    loss_fn = build_loss("darkrank", mode=mode, anchors="half")
+    opt = torch.optim.Adam(student.parameters(), 1e-2)
+    before = _batch_map(F.normalize(student(test_x), dim=1), test_p)
+    for _ in range(120):
+        ids = torch.randperm(40, generator=g)[:24]
+        p = torch.cat([ids[:8].repeat_interleave(2), ids[8:]])
+        x = sample(p)
+        loss = loss_fn(F.normalize(student(x), dim=1), p, teacher(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = _batch_map(F.normalize(student(test_x), dim=1), test_p)
+    assert before < 0.15 and _batch_map(teacher(test_x), test_p) > 0.85
+    assert after > 0.6, f"{mode}: student mAP {before:.3f} -> {after:.3f}"
