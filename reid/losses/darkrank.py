@@ -19,6 +19,11 @@ List length (`list_length`, the same default in `darkrank_loss` and the registry
 - soft: L = 4, the teacher's 4 nearest candidates, as in the released code (the paper's eq. 5 sums over all
   permutations of the whole list, intractable beyond L = 8: `list_length="all"` asks for it on small batches).
 An integer truncates any mode to the teacher's L nearest; "all" is the whole list.
+Scale (measured, BENCHMARKS.md "Fair studies"): on L2-normalised embeddings with alpha = beta = 3, the paper's
+weight 2 gives the transfer a backbone gradient 12-20x (soft, L = 4) to 300-400x (hard, whole list of a 64-batch)
+that of the identity loss, and a from-scratch student collapses; weighted so that the two are of one size (hard
+0.005, soft 0.1) hard transfer improves the student. The weight is the config's `weight`; the default stays the
+paper's.
 `variant="code"`: the released code's score, L2-normalised features scaled by sqrt(s) and
 S = -(s ||q - x||^2)^p, s = 3.5, p = 2 (i.e. alpha = s^p, beta = 2p on normalised features).
 """
