@@ -184,3 +184,18 @@ def test_final_losses_come_from_the_last_epoch_line(tmp_path, monkeypatch):
     assert fair_study.final_losses(tmp_path) == {"softmax": 6.035, "darkrank": 231.3889, "total": 468.9876}
     run = dict(result("x", 0, 1.0), final_losses=fair_study.final_losses(tmp_path))
     assert fair_study.losses([run]) == "softmax 6.04, darkrank 231, total 469"
+
+
+def test_a_claim_with_a_stated_metric_compares_that_metric_of_both_arms():
+    results = {}
+    for seed in range(3):
+        for arm, recall in (("contrastive", 70.0 + seed), *((a, 60.0 + seed) for a in
+                                                             fair_study.SWEEPS["contrastive"].values())):
+            r = result(arm, seed, 10.0 + seed)
+            r["dml"] = {"recall@1": recall + (5.0 if arm == "density_contrastive_lam0.3" else 0.0)}
+            results[f"{arm}_seed{seed}"] = r
+    results["density_contrastive_lam0.3_seed0"]["single_query"]["mAP"] = 50.0  # the sweep's best by seed-0 mAP
+    row = next(line for line in fair_study.claims_table(results).splitlines() if "measured as the paper does" in line)
+    assert "`density_contrastive_lam0.3` (dml) vs `contrastive`" in row
+    assert "recall@1: 66.00 +- 1.00 (n=3) | recall@1: 71.00 +- 1.00 (n=3) | -5.00" in row
+    assert "| does not hold at this scale |" in row
