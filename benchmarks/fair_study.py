@@ -369,7 +369,8 @@ def high_order_table(results: Dict[str, Any]) -> str:
 
 def write_into(files: Sequence[Path], tables: Dict[str, str]) -> None:
     """Replace each `<!-- fair_study:NAME -->` ... `<!-- /fair_study:NAME -->` block of the files with the
-    generated table NAME (arms, dml, sweep, high_order, claims, darkrank_gradients), so the documents show the JSON's numbers and nothing typed by hand."""
+    generated table NAME (arms, dml, sweep, high_order, claims, darkrank_gradients), so the documents show the
+    JSON's numbers and nothing typed by hand."""
     for path in files:
         text = path.read_text()
         for name, table in tables.items():

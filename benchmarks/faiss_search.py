@@ -154,11 +154,13 @@ def main() -> None:
         index.search(queries, args.k)
         batched = (time.perf_counter() - t) / args.queries
         recall = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(truth, found)]))
-        run = {name: value, "candidates": args.k + extra, "ms_per_query_single_median": round(1000 * float(np.median(single)), 2),
+        run = {name: value, "candidates": args.k + extra,
+               "ms_per_query_single_median": round(1000 * float(np.median(single)), 2),
                "ms_per_query_single_p95": round(1000 * float(np.percentile(single, 95)), 2),
                "ms_per_query_batched": round(1000 * batched, 2), f"recall@{args.k}": round(recall, 4)}
         result["runs"].append(run)
-        print(f"{name} {value:>4}, {args.k + extra:>4} candidates: {run['ms_per_query_single_median']:7.2f} ms/query one at a time (p95 "
+        print(f"{name} {value:>4}, {args.k + extra:>4} candidates: {run['ms_per_query_single_median']:7.2f} ms/query "
+              f"one at a time (p95 "
               f"{run['ms_per_query_single_p95']:.2f}), {run['ms_per_query_batched']:7.2f} ms/query batched, "
               f"recall@{args.k} {recall:.4f}")
     result["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
