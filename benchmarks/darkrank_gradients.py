@@ -43,11 +43,10 @@ def term_gradient_norms(model: torch.nn.Module, losses: torch.nn.Module, images:
     out = model(images, labels, return_dict=True)
     params = [p for p in model.backbone.parameters() if p.requires_grad]
     norms = {}
+    terms = losses.terms(out, labels, teacher_out)
     for spec in losses.specs:
         name = spec["display"]
-        teacher = teacher_out[spec["teacher_input"]] if spec["requires_teacher"] else None
-        value = spec["weight"] * losses.losses[name](out[spec["input"]], labels, teacher)
-        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(spec["weight"] * terms[name], params, retain_graph=True, allow_unused=True)
         norms[name] = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
     return norms
 

@@ -68,11 +68,11 @@ class CombinedLoss(nn.Module):
         """Trainable parameters of the losses themselves (the engine gives them their own param group)."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    def forward(self, outputs: Mapping[str, Any], labels: torch.Tensor,
-                teacher_outputs: Optional[Mapping[str, Any]] = None,
-                batch: Optional[Mapping[str, Any]] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        total: Optional[torch.Tensor] = None
-        values: Dict[str, torch.Tensor] = {}
+    def terms(self, outputs: Mapping[str, Any], labels: torch.Tensor,
+              teacher_outputs: Optional[Mapping[str, Any]] = None,
+              batch: Optional[Mapping[str, Any]] = None) -> Dict[str, torch.Tensor]:
+        """{display name: unweighted term}, still in the graph (per-term gradients, e.g. the DarkRank scale study)."""
+        terms: Dict[str, torch.Tensor] = {}
         for spec in self.specs:
             name = spec["display"]
             if spec["input"] not in outputs:
@@ -93,8 +93,16 @@ class CombinedLoss(nn.Module):
                     raise KeyError(f"loss '{name}' targets '{spec['target']}', which the batch does not carry "
                                    "(e.g. attributes need data.kwargs.attributes: true)")
                 target = batch[spec["target"]].to(labels.device)
-            value = self.losses[name](outputs[spec["input"]], target, teacher)
-            values[name] = value.detach()
-            weighted = spec["weight"] * value
+            terms[name] = self.losses[name](outputs[spec["input"]], target, teacher)
+        return terms
+
+    def forward(self, outputs: Mapping[str, Any], labels: torch.Tensor,
+                teacher_outputs: Optional[Mapping[str, Any]] = None,
+                batch: Optional[Mapping[str, Any]] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """(sum of weight * term, {display name: unweighted term, detached} for the log)."""
+        terms = self.terms(outputs, labels, teacher_outputs, batch)
+        total: Optional[torch.Tensor] = None
+        for spec in self.specs:
+            weighted = spec["weight"] * terms[spec["display"]]
             total = weighted if total is None else total + weighted
-        return total, values
+        return total, {name: value.detach() for name, value in terms.items()}

@@ -65,6 +65,21 @@ def test_routing_weights_display_names_and_detached_values():
     assert out["logits"].grad is not None and out["embedding"].grad is not None
 
 
+def test_terms_stay_in_the_graph_one_gradient_per_term():
+    out = outputs()
+    combined = CombinedLoss([{"name": "triplet", "input": "embedding"}, {"name": "softmax", "weight": 0.5}])
+    terms = combined.terms(out, LABELS)
+    _, logged = combined(out, LABELS)
+    assert list(terms) == ["triplet", "softmax"] and all(t.requires_grad for t in terms.values())
+    assert all(terms[k].item() == logged[k].item() for k in terms)
+    # the triplet term alone moves the embedding, never the logits: each term's gradient is its own
+    grad_emb, grad_logits = torch.autograd.grad(terms["triplet"], [out["embedding"], out["logits"]],
+                                                allow_unused=True)
+    assert grad_logits is None and grad_emb.abs().sum() > 0
+    expect = torch.autograd.grad(build_loss("triplet")(out["embedding"], LABELS), out["embedding"])[0]
+    assert torch.allclose(grad_emb, expect, rtol=0, atol=1e-15)
+
+
 def test_targets_from_the_batch_and_teacher_routing():
     out = outputs()
     attrs = torch.rand(8, 3, dtype=torch.float64)
