@@ -250,7 +250,10 @@ def dml_table(results: Dict[str, Any]) -> str:
         for key in keys:
             v = [r["dml"][key] for r in runs]
             mean = sum(v) / len(v)
-            std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else float("nan")
+            if len(v) == 1:  # one seed (the sweep's other lambdas): no spread to state
+                cells.append(f"{mean:.2f}")
+                continue
+            std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
             cells.append(f"{mean:.2f} +- {std:.2f}")
         lines.append(f"| `{arm}` | {', '.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else ""
