@@ -119,13 +119,15 @@ def best_of_sweep(results: Dict[str, Any], base: str) -> Optional[str]:
 
 
 def run(root: str, arms: Sequence[str], seeds: Sequence[int], path: Path) -> None:
-    """Every arm over `seeds` (the teacher: seed 0); sweep arms with seed 0 and then the best lambda of each sweep
-    with every seed."""
+    """Every arm over `seeds` (the teacher: seed 0); sweep arms with seed 0 (every seed where a claim names the arm
+    itself) and then the best lambda of each sweep with every seed."""
     for arm in arms:
         if not (CONFIGS / f"{arm}.yaml").exists():
             raise SystemExit(f"no study arm '{arm}': expected {CONFIGS / (arm + '.yaml')}")
+    claimed = {c["method"] for c in CLAIMS}  # a sweep arm a claim names directly needs every seed
     for arm in arms:
-        run_arm(root, arm, [0] if arm in SINGLE_SEED_ARMS or arm in SWEEP_ARMS else seeds, path)
+        one_seed = arm in SINGLE_SEED_ARMS or (arm in SWEEP_ARMS and arm not in claimed)
+        run_arm(root, arm, [0] if one_seed else seeds, path)
     for base in SWEEPS:
         best = best_of_sweep(load(path), base) if any(SWEEP_ARMS.get(a) == base for a in arms) else None
         if best is not None:

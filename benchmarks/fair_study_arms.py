@@ -80,7 +80,15 @@ CLAIMS: List[Dict[str, str]] = [
     {"paper": "Density adaptivity (TMM 2019)", "claim": "the regularizer improves its triplet base (squared "
      "distances, margin 1; the sweep's best lambda)", "method": "best:triplet_squared", "baseline": "triplet_squared",
      "paper_result": "Recall@1 above the triplet base on the three datasets",
-     "note": "lambda chosen by seed-0 mAP among 0.1, 0.3, 1, 3, 10 (sweep table)"},
+     "note": "lambda chosen by seed-0 mAP among 0.1, 0.3, 1, 3, 10 (sweep table); one of its three seeds fell far "
+             "below the other two (per-arm table), so the next row repeats the claim at the runner-up lambda"},
+    {"paper": "Density adaptivity (TMM 2019)", "claim": "... on the triplet base at lambda 3, the sweep's runner-up "
+     "(level with the best lambda at seed 0)", "method": "density_triplet_lam3", "baseline": "triplet_squared",
+     "paper_result": "Recall@1 above the triplet base on the three datasets",
+     "note": "added after the best lambda's spread across seeds was seen: read as a second look, not a pre-set test"},
+    {"paper": "Density adaptivity (TMM 2019)", "claim": "... triplet base measured as the paper does: Recall@1 on "
+     "the test identities (the sweep's best lambda)", "method": "best:triplet_squared", "baseline": "triplet_squared",
+     "metric": "recall@1", "paper_result": "Recall@1 above the triplet base on the three datasets"},
     {"paper": "HORDE (ICCV'19)", "claim": "the high-order regularizer improves binomial deviance (order 1 at test)",
      "method": "horde_binomial", "baseline": "binomial", "paper_result": "CUB R@1 55.9 -> 58.3"},
     {"paper": "HORDE (ICCV'19)", "claim": "... with all orders at test (concatenated, PCA to order 1's 256 "

@@ -87,6 +87,22 @@ def test_the_best_lambda_runs_every_seed_after_the_sweep(tmp_path, monkeypatch):
     assert "| `contrastive` | 0 | `contrastive` |" in table
 
 
+def test_a_sweep_arm_named_by_a_claim_runs_every_seed(tmp_path, monkeypatch):
+    done = []
+
+    def evaluate(arm, seed, root):
+        done.append((arm, seed))
+        return result(arm, seed, 5.0)
+
+    monkeypatch.setattr(fair_study, "trained", lambda folder: True)
+    monkeypatch.setattr(fair_study, "evaluate", evaluate)
+    monkeypatch.setattr(fair_study, "load_config", lambda p: {"distill": {"teacher_checkpoint": None}})
+    assert any(c["method"] == "density_triplet_lam3" for c in fair_study.CLAIMS)
+    fair_study.main(["run", "--root", str(tmp_path), "--arms", "density_triplet_lam3", "density_triplet_lam1",
+                     "--json", str(tmp_path / "r.json")])
+    assert done == [("density_triplet_lam3", s) for s in (0, 1, 2)] + [("density_triplet_lam1", 0)]
+
+
 def test_high_order_rows_read_their_own_evaluation():
     results = {}
     for seed in range(3):
