@@ -41,6 +41,14 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _blank_config(config: Optional[str]) -> Optional[str]:
+    """The refusal of `--config ''` (an unset shell variable): without it the full default job would run here."""
+    if config is not None and not config.strip():
+        return (f"--config {config!r}: empty; expected a YAML file or a packaged config name (omit --config for "
+                f"the default, {DEFAULT_CONFIG})")
+    return None
+
+
 def _print_config(cfg: Mapping[str, Any]) -> None:
     import yaml
 
@@ -66,13 +74,15 @@ def build_train_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
-    """`reid-train`: returns the process exit code (0 ok, 1 diverged, 2 bad input, 130 interrupted)."""
+    """`reid-train`: returns the process exit code (0 ok, 1 diverged, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
     args = build_train_parser().parse_args(argv)
 
     from .config import load_config
 
+    if _blank_config(args.config):
+        return _fail(_blank_config(args.config))
     try:
-        cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+        cfg = load_config(DEFAULT_CONFIG if args.config is None else args.config, args.overrides)
         if args.print_config:
             _print_config(cfg)
             return 0
@@ -85,7 +95,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         result = trainer.fit()
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
-        return 130
+        return exc.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     except TrainingDiverged as exc:
         return _fail(str(exc), 1)
     finally:
@@ -130,7 +140,10 @@ def build_test_parser() -> argparse.ArgumentParser:
                         help="average features with the mirrored image (default: train.flip_test)")
     parser.add_argument("--visualize", type=int, default=0, metavar="N", help="write rank lists of N queries")
     parser.add_argument("--output-dir", help="where results.json goes (default: <checkpoint dir>/test)")
-    parser.add_argument("--json", help="also write the results JSON here")
+    parser.add_argument("--json", help="also write the results JSON here (never over an input, a checkpoint or "
+                        "a file this tool did not write, unless --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="let --json replace an existing file that is not a results file (never an input)")
     parser.add_argument("--verification", nargs="?", type=float, const=1e-3, default=None, metavar="FAR",
                         help="also write verification.json/.png (same-id vs different-id distance histograms, ROC, "
                         "TAR at FAR 1e-2/1e-3/1e-4) and the same-person threshold for FAR (default 1e-3)")
@@ -176,9 +189,17 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .engine.tester import TestOptions, resolve_test_config, run_test
 
+    if _blank_config(args.config):
+        return _fail(_blank_config(args.config))
     if not os.path.isfile(args.checkpoint):
         return _fail(f"checkpoint not found: {args.checkpoint}")
     if args.json:  # checked before the evaluation, not after it
+        from .outputs import is_results_json, output_problem
+
+        problem = output_problem(args.json, "--json", [("--checkpoint", args.checkpoint), ("--config", args.config)],
+                                 ours=is_results_json, force=args.force)
+        if problem:
+            return _fail(problem)
         problem = _unwritable_file(args.json)
         if problem:
             return _fail(f"--json {args.json}: {problem}")

@@ -7,6 +7,7 @@ step, `after_epoch(trainer, epoch)` (1-based, after the scheduler step and the e
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any, List, Optional, Sequence
@@ -46,35 +47,45 @@ class DensityHook(Hook):
 
 
 class InterruptHook(Hook):
-    """Ctrl-C asks the loop to stop at the next step boundary, where the state is consistent.
+    """Ctrl-C (SIGINT) and SIGTERM (docker stop, SLURM preemption, kill) ask the loop to stop at the next step
+    boundary, where the state is consistent; the trainer then saves a checkpoint and the CLI exits 130 / 143.
 
     Stopping inside a step would leave the step half applied (batch-norm running statistics already updated by
-    the forward pass, weights not yet): a resume would replay the batch on top of it. A second Ctrl-C stops at
+    the forward pass, weights not yet): a resume would replay the batch on top of it. A second signal stops at
     once without a checkpoint.
     """
 
+    SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
     def __init__(self) -> None:
-        self.previous: Any = None
+        self.previous: dict = {}
 
     def before_train(self, trainer: Any) -> None:
         trainer.stop_requested = False
+        trainer.stop_signal = None
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be installed from the main thread
 
         def handler(signum: int, frame: Any) -> None:
             if trainer.stop_requested:
-                signal.signal(signal.SIGINT, self.previous or signal.default_int_handler)
+                self.close()  # the previous handlers: a third signal finds Python's own
+                if signum == signal.SIGTERM:
+                    os.kill(os.getpid(), signal.SIGTERM)  # die of it at once, as without a handler
                 raise KeyboardInterrupt
             trainer.stop_requested = True
-            trainer.monitor.log("Ctrl-C: stopping after the current step (press again to stop at once, "
-                                "without a checkpoint)")
+            trainer.stop_signal = signum
+            name = self.SIGNALS.get(signum, f"signal {signum}")
+            trainer.monitor.log(f"{name}: stopping after the current step and saving a checkpoint (a second "
+                                f"{name} stops at once, without one)")
 
-        self.previous = signal.signal(signal.SIGINT, handler)
+        for signum in self.SIGNALS:
+            self.previous[signum] = signal.signal(signum, handler)
 
     def close(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for signum, previous in self.previous.items():
+            fallback = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, previous if previous is not None else fallback)
+        self.previous = {}
 
 
 class EvalHook(Hook):

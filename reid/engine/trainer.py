@@ -9,6 +9,7 @@ position inside the epoch, and are taken only at step boundaries (Ctrl-C include
 from __future__ import annotations
 
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -24,6 +25,7 @@ from ..builders import (build_dataset_from_config, build_losses_from_config, bui
 from ..losses import LOSSES
 from ..checkpoint import (CheckpointError, capture_rng_states, load_checkpoint, load_model_state,
                          restore_rng_states, save_checkpoint)
+from .run_folder import RunLock, clear_previous_run, is_main_rank
 from .hooks import Hook, default_hooks
 from .monitor import Monitor
 from .optim import build_optimizer, build_scheduler
@@ -36,7 +38,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(RuntimeError):
-    """Ctrl-C during training; a checkpoint was saved first."""
+    """Ctrl-C or SIGTERM during training; a checkpoint was saved first. `exit_code`: 128 + the signal's number
+    (130 for Ctrl-C, 143 for SIGTERM), the shell's convention for a process ended by that signal."""
+
+    def __init__(self, message: str, signum: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum if signum is not None else signal.SIGINT)
 
 
 class RunFolderExists(ConfigError):
@@ -49,21 +56,44 @@ class Trainer:
     def __init__(self, cfg: Mapping[str, Any], resume: bool = False, progress: bool = True,
                  interrupt_at_step: Optional[int] = None, overwrite: bool = False,
                  hooks: Optional[Sequence[Hook]] = None) -> None:
+        self.run_dir = Path(cfg["output_dir"])
+        if resume and overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other: --resume continues the run in "
+                              f"'{self.run_dir}', --overwrite replaces it; give one")
+        # One training per folder, taken before anything there is read, written or removed; held until the end
+        # of fit() or close(). A refusal during set-up releases it and leaves no folder it created behind.
+        self.lock: Optional[RunLock] = RunLock.acquire(self.run_dir) if is_main_rank() else None
+        try:
+            self._setup(cfg, resume, progress, interrupt_at_step, overwrite, hooks)
+        except BaseException:
+            self.release_lock(remove_empty_dir=True)
+            raise
+
+    def release_lock(self, remove_empty_dir: bool = False) -> None:
+        if self.lock is not None:
+            self.lock.release(remove_empty_dir)
+            self.lock = None
+
+    def _setup(self, cfg: Mapping[str, Any], resume: bool, progress: bool, interrupt_at_step: Optional[int],
+               overwrite: bool, hooks: Optional[Sequence[Hook]]) -> None:
         self.cfg = cfg
         self.progress = progress
         self.interrupt_at_step = interrupt_at_step  # tests: a Ctrl-C request after this global step
-        self.run_dir = Path(cfg["output_dir"])
         _check_run(cfg, self.run_dir, resume, overwrite)
         self.device = resolve_device(cfg["train"]["device"])
         if cfg["train"]["threads"]:
             torch.set_num_threads(int(cfg["train"]["threads"]))
         distributed.init_from_env(self.device)
         self.rank, self.world = distributed.rank(), distributed.world_size()
-        self.monitor = Monitor(self.run_dir)
         torch.manual_seed(cfg["seed"])
         np.random.seed(cfg["seed"])
 
-        self.dataset = build_dataset_from_config(cfg)
+        self.dataset = build_dataset_from_config(cfg)  # before the Monitor: a missing dataset leaves no run folder
+        # --overwrite: the folder holds only the new run (no best.pth or results of the old one beside it)
+        removed = clear_previous_run(self.run_dir) if overwrite and self.lock is not None else []
+        self.monitor = Monitor(self.run_dir)
+        if removed:
+            self.monitor.log(f"--overwrite: removed the previous run's {', '.join(removed)} from {self.run_dir}")
         self.num_classes = self.dataset.num_train_pids
         self.test_transform_cfg = cfg["transforms"]
         self.amp = bool(cfg["train"]["amp"]) and self.device.type == "cuda"
@@ -203,6 +233,7 @@ class Trainer:
         finally:
             for hook in self.hooks:
                 hook.close()
+            self.release_lock()  # the run's writes are done, however fit() ended
         self.monitor.flush()
         return self.result
 
@@ -232,7 +263,8 @@ class Trainer:
                 path = self.save(epoch, batch_index)
                 self.monitor.log(f"interrupted at epoch {epoch + 1}, batch {batch_index}: checkpoint saved to "
                                  f"{path}; continue with --resume")
-                raise TrainingInterrupted(f"training interrupted; checkpoint saved to {path}")
+                raise TrainingInterrupted(f"training interrupted; checkpoint saved to {path}",
+                                          getattr(self, "stop_signal", None))
         n = max(1, batch_index - start_batch)
         means = {k: v / n for k, v in sums.items()}
         self.monitor.epoch_scalars(means, epoch + 1, self.global_step, prefix="epoch_loss/")
@@ -279,6 +311,7 @@ class Trainer:
     def close(self) -> None:
         self.data.close()
         self.monitor.close()
+        self.release_lock()
 
 
 def needs_positives(term: Any) -> bool:

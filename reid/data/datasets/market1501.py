@@ -21,17 +21,29 @@ RELEASE_FOLDER = "Market-1501-v15.09.15"
 SPLITS = ("bounding_box_train", "bounding_box_test", "query")
 
 
+# The synthetic set (reid.data.synthetic) has the release layout and a Market-like name: never taken for the real one.
+SYNTHETIC_PREFIX = "Market-1501-synthetic-"
+
+
 def find_market_root(root: Union[str, Path]) -> Path:
-    """`root` itself when it holds the release folders, else its `Market-1501-v15.09.15` (or similar) child."""
+    """`root` itself when it holds the release folders, else its `Market-1501-v15.09.15` child.
+
+    Only that exact release name is looked for inside `root`: another Market-like folder there (the synthetic set
+    the quick start writes under datasets/, a renamed copy) is named in the error, never silently trained and
+    evaluated on."""
     root = Path(root)
-    if (root / "bounding_box_train").is_dir():
+    if (root / "bounding_box_train").is_dir():  # named explicitly (the tests point at a synthetic copy this way)
         return root
-    candidates = [root / RELEASE_FOLDER] + sorted(p for p in root.glob("*arket*") if p.is_dir())
-    for c in candidates:
-        if (c / "bounding_box_train").is_dir():
-            return c
+    if (root / RELEASE_FOLDER / "bounding_box_train").is_dir():
+        return root / RELEASE_FOLDER
+    others = [(p, p.name.startswith(SYNTHETIC_PREFIX)) for p in sorted(root.glob("*arket*"))
+              if (p / "bounding_box_train").is_dir()]
+    found = "".join(f"; found {p}, " + ("the synthetic dataset (data.dataset=synthetic), not the release" if synthetic
+                                        else f"not named {RELEASE_FOLDER} (if it is the release: data.root={p})")
+                    for p, synthetic in others)
     raise FileNotFoundError(f"no Market-1501 release under {root} (expected {root / RELEASE_FOLDER}/"
-                            "bounding_box_train, bounding_box_test, query; see datasets/README.md, Market-1501)")
+                            f"bounding_box_train, bounding_box_test, query{found}; see datasets/README.md, "
+                            "Market-1501)")
 
 
 def parse_name(path: Path, strict: bool = True) -> Optional[Tuple[int, int]]:

@@ -1,0 +1,59 @@
+"""Adversarial command lines (issue 28): an empty --config, outputs that would replace an input, a checkpoint or a
+file the tool did not write."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reid import cli
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_config_is_refused_and_nothing_is_written(value, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # before: the default job ran here, writing datasets/ and runs/
+    assert cli.train_main(["--config", value, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--config {value!r}: empty" in err and "omit --config" in err
+    assert cli.test_main(["--config", value, "--checkpoint", "x.pth"]) == 2
+    assert f"--config {value!r}: empty" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_test_json_never_replaces_the_checkpoint_or_a_foreign_file(tiny_checkpoint, tmp_path, capsys):
+    checkpoint = tmp_path / "run" / "checkpoint.pth"
+    checkpoint.parent.mkdir()
+    shutil.copy(tiny_checkpoint, checkpoint)
+    other = tmp_path / "other.pth"  # another run's checkpoint
+    shutil.copy(tiny_checkpoint, other)
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    before = {p: _digest(p) for p in (checkpoint, other, notes)}
+    base = ["--checkpoint", str(checkpoint), "--no-progress", "--output-dir", str(tmp_path / "out")]
+    for target, message in ((checkpoint, "is the input --checkpoint of this command"),
+                            (other, "is a checkpoint: not replaced"),
+                            (notes, "exists and was not written by this tool")):
+        assert cli.test_main([*base, "--json", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--json {target} {message}" in err
+    # --force never makes an input writable
+    assert cli.test_main([*base, "--json", str(checkpoint), "--force"]) == 2
+    assert "is the input --checkpoint" in capsys.readouterr().err
+    assert {p: _digest(p) for p in before} == before  # nothing replaced
+    assert not (tmp_path / "out").exists()  # refused before the evaluation
+
+    results = tmp_path / "results.json"
+    assert cli.test_main([*base, "--json", str(results)]) == 0
+    assert cli.test_main([*base, "--json", str(results)]) == 0  # its own results file: a re-run updates it
+    assert "mAP" in json.loads(results.read_text())
+    assert cli.test_main([*base, "--json", str(notes), "--force"]) == 0  # on purpose
+    assert "mAP" in json.loads(notes.read_text())
+    assert _digest(checkpoint) == before[checkpoint]
