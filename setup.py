@@ -7,7 +7,9 @@ version: dict = {}
 exec((here / "reid" / "version.py").read_text(), version)
 
 setup(
-    name="reid",
+    # The registry's "reid" is an unrelated project (same import name): ours is distributed as reid-toolkit and
+    # imported as `reid` (reid.utils.DISTRIBUTION; every install hint names it).
+    name="reid-toolkit",
     version=version["__version__"],
     description="Person re-identification toolkit: Support Neighbor loss, DarkRank, density adaptivity, "
     "HORDE and HRAML in one system, with exact and scalable evaluation.",
@@ -47,9 +49,10 @@ setup(
     ],
     extras_require={
         # onnx* so the README's test command runs the ONNX export parity test; timm for its backbone tests;
-        # setuptools to build the wheel the packaging test installs
+        # setuptools to build the wheel the packaging test installs; faiss-cpu so the exact/IVF/HNSW search
+        # backends and faiss re-ranking are tested on every run, not skipped
         "test": ["pytest>=7", "pytest-timeout", "onnx", "onnxruntime", "onnxscript", "timm>=0.9",
-                 "setuptools>=70.1"],
+                 "setuptools>=70.1", "faiss-cpu"],
         "timm": ["timm>=0.9"],
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         "bench": ["scikit-learn", "psutil"],
@@ -60,6 +63,9 @@ setup(
             "reid-train=reid.cli:train_main",
             "reid-test=reid.cli:test_main",
             "reid-demo=reid.cli:demo_main",
+            "reid-evaluate=reid.cli_evaluate:main",
+            "reid-export=reid.cli_export:main",
+            "reid-dataset=reid.cli_dataset:main",
         ]
     },
 )

@@ -17,6 +17,7 @@ import yaml
 from .config_names import apply_aliases, canonical_key, find_config
 from .config_schema import (CHOICES, DEFAULTS, OPEN_SECTIONS, RANGES, REGISTERED,  # noqa: F401 (re-exported)
                             RESUME_SAFE_PREFIXES, choices)
+from .utils import atomic_write
 
 PathLike = Union[str, Path]
 
@@ -260,11 +261,8 @@ def _set_nested(container: Dict[str, Any], parts: Sequence[str], value: Any) -> 
 
 def save_config(config: Mapping[str, Any], path: PathLike) -> None:
     """Write the resolved config as YAML (atomically, so a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_write(path) as handle:
+        handle.write(yaml.safe_dump(dict(config), sort_keys=False))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:

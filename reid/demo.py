@@ -30,6 +30,7 @@ from .demo_cache import FeatureCache
 from .demo_output import DemoError, OutputFolder, check_output, inside
 from .inference import FeatureExtractor, list_images, search
 from .search_backends import BACKENDS
+from .utils import install_hint
 
 NAME_PATTERN = re.compile(r"^(-1|\d{4})_c(\d+)")  # Market-1501 style names carry person and camera ids
 UNKNOWN_ID = -3  # an unparsable gallery name: neither junk (-1) nor anyone's id
@@ -297,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out the demo did not make")
     parser.add_argument("--backend", choices=BACKENDS, default="exact",
                         help="gallery search: exact (torch), faiss (exact, same neighbours), faiss-ivf or faiss-hnsw "
-                             "(approximate, for very large galleries); faiss needs pip install 'reid[faiss]'")
+                             f"(approximate, for very large galleries); faiss needs {install_hint('faiss')}")
     parser.add_argument("--threshold", help="mark matches below this distance as the same person: a number, or the "
                         "verification.json of tools/test.py --verification")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")

@@ -13,12 +13,13 @@ is paid for by as many appends: still linear overall).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .utils import atomic_path
 
 MANIFEST, FEATURES = "gallery_cache.jsonl", "gallery_cache.f32"
 FORMAT, VERSION = "reid-demo-gallery-cache", 1
@@ -115,15 +116,14 @@ class FeatureCache:
             return False
         paths = sorted(live)
         feats = self.read([live[p][2] for p in paths])
-        tmp_m, tmp_f = (p.with_name(f".{p.name}.tmp{os.getpid()}") for p in (self.manifest, self.features))
-        tmp_f.write_bytes(feats.tobytes())
-        tmp_m.write_bytes(self._header() + b"".join(
-            (json.dumps([p, live[p][0], live[p][1]]) + "\n").encode() for p in paths))
         # the old manifest goes first: a crash in between leaves no manifest (an empty cache, rebuilt), never old
-        # manifest lines paired with the new, reordered feature rows
-        self.manifest.unlink()
-        os.replace(tmp_f, self.features)
-        os.replace(tmp_m, self.manifest)
+        # manifest lines paired with the new, reordered feature rows (the inner block, the features, is renamed
+        # into place before the outer one, the manifest)
+        with atomic_path(self.manifest) as tmp_m, atomic_path(self.features) as tmp_f:
+            tmp_f.write_bytes(feats.tobytes())
+            tmp_m.write_bytes(self._header() + b"".join(
+                (json.dumps([p, live[p][0], live[p][1]]) + "\n").encode() for p in paths))
+            self.manifest.unlink()
         self.rows = len(paths)
         self.entries = {p: (live[p][0], live[p][1], i) for i, p in enumerate(paths)}
         return True

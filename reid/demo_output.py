@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Set
 
 from .demo_cache import FEATURES, MANIFEST
+from .utils import atomic_write
 
 MARKER = ".reid-demo.json"
 
@@ -78,9 +79,8 @@ class OutputFolder:
     def add(self, *names: str) -> None:
         self.own.update(names)
         self.written.update(names)
-        tmp = self.dir / f".{MARKER}.tmp{os.getpid()}"
-        tmp.write_text(json.dumps({"tool": "reid-demo", "files": sorted(self.own)}, indent=1), encoding="utf-8")
-        os.replace(tmp, self.dir / MARKER)
+        with atomic_write(self.dir / MARKER, fsync=False) as handle:  # rewritten per file: no fsync each time
+            handle.write(json.dumps({"tool": "reid-demo", "files": sorted(self.own)}, indent=1))
 
     def drop_stale_ranklists(self) -> None:
         """Rank lists of an earlier run's other queries: ours, and no longer on the page."""

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
+from .utils import atomic_write
+
 ROLE_CSS = {"match": "#28aa28", "negative": "#dc2828", "ignored": "#eba014", "unknown": "#969696"}
 
 
@@ -89,7 +91,6 @@ def write_demo_page(path: Union[str, Path], title: str, summary: Sequence[Tuple[
                          f"<td style='color:{ROLE_CSS[r.role]}'>{_escape(r.role_text)}</td>{cell}</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        handle.write("\n".join(parts))
     return path

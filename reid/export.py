@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+
+from .utils import atomic_path, install_hint
 
 PathLike = Union[str, Path]
 METADATA_KEY = "reid.preprocessing"
@@ -94,17 +95,22 @@ def export_onnx(checkpoint: PathLike, output: PathLike, height: Optional[int] = 
     """Write the checkpoint's inference model as ONNX (input `images` (B, 3, H, W), output `embedding`), with the
     preprocessing it expects in the model's metadata."""
     if importlib.util.find_spec("onnx") is None:
-        raise ExportError("ONNX export needs the onnx package: pip install \"reid[onnx]\"")
-    import onnx
-
+        raise ExportError(f"ONNX export needs the onnx package: {install_hint('onnx')}")
     extractor = _extractor(checkpoint)
     spec = preprocessing_spec(extractor.config, height, width)
     h, w = spec["height"], spec["width"]
     module = _Embedder(extractor.model)
     sample = torch.randn(2, 3, h, w)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
+    with atomic_path(output, keep_extension=True) as tmp:
+        _export_to(module, sample, opset, spec, output, tmp)
+    return output
+
+
+def _export_to(module: torch.nn.Module, sample: torch.Tensor, opset: int, spec: Dict[str, Any], output: Path,
+               tmp: Path) -> None:
+    import onnx
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if importlib.util.find_spec("onnxscript") is not None:
@@ -121,8 +127,6 @@ def export_onnx(checkpoint: PathLike, output: PathLike, height: Optional[int] = 
     entry.key, entry.value = METADATA_KEY, json.dumps(spec)
     proto.doc_string = describe(spec, output.name)
     onnx.save(proto, str(tmp))
-    os.replace(tmp, output)
-    return output
 
 
 def read_preprocessing(onnx_path: PathLike) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ of millions (`benchmarks/faiss_search.py`). HNSW runs on PCA-reduced vectors (`r
 graph over 2048-d vectors costs 8x more memory and distance work, and the exact re-ordering of the candidates in
 the full dimension restores the order the reduction blurs.
 
-faiss is imported only when a faiss backend is asked for: `pip install reid[faiss]` (faiss-cpu).
+faiss is imported only when a faiss backend is asked for: `pip install 'reid-toolkit[faiss]'` (faiss-cpu).
 """
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ def import_faiss() -> Any:
     try:
         import faiss
     except ImportError:
-        raise ImportError("the faiss search backend needs faiss: pip install 'reid[faiss]' (or faiss-cpu)") from None
+        from .utils import install_hint
+
+        raise ImportError(f"the faiss search backend needs faiss: {install_hint('faiss')} "
+                          "(or pip install faiss-cpu)") from None
     return faiss
 
 

@@ -3,12 +3,13 @@ TensorBoard. True matches / other ids get green / red borders, items the protoco
 amber, unknown identities grey."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+
+from .utils import atomic_path
 
 ImageLike = Union[str, Path, np.ndarray]
 
@@ -121,11 +122,9 @@ def draw_ranklist(
 def save_image(image: np.ndarray, path: Union[str, Path]) -> Path:
     """Write an RGB image (PNG by extension) atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write image {path}")
-    os.replace(tmp, path)
+    with atomic_path(path, keep_extension=True) as tmp:  # OpenCV picks the format by the extension
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write image {path}")
     return path
 
 
@@ -164,11 +163,11 @@ def plot_verification(positives: np.ndarray, negatives: np.ndarray, far: Sequenc
     ax2.set_ylim(0, 1.01)
     ax2.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, keep_extension=True) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -10,7 +10,7 @@ header, the full query names, thumbnails linking to the full images, distances n
 decimals, items marked as the evaluation protocol treats them). Gallery features are cached in the output folder;
 a second run only embeds new or changed images. --out must be new, empty or an earlier demo's folder (--force
 otherwise) and outside the gallery. --threshold takes tools/test.py --verification's verification.json;
---backend faiss / faiss-ivf search large galleries (pip install 'reid[faiss]').
+--backend faiss / faiss-ivf search large galleries (pip install 'reid-toolkit[faiss]').
 """
 import sys
 from pathlib import Path

@@ -1,62 +1,14 @@
 #!/usr/bin/env python
-"""Export a trained model for deployment.
+"""Export a trained model for deployment: `reid-export` once installed (the code is reid/cli_export.py).
 
     python tools/export.py --checkpoint runs/synthetic_quick/best.pth --format onnx [--output model.onnx]
-
-The exported model maps preprocessed images (B, 3, H, W) to L2-normalised embeddings, with a dynamic batch axis.
-The preprocessing (input size, resize, mean/std, channel order, layout) is stored in the model's metadata and
-printed after the export with a snippet that runs the model. With onnxruntime installed (pip install -e ".[onnx]")
-the export is checked against PyTorch and the max abs difference reported.
 """
-import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="checkpoint of a training run (its config is embedded)")
-    parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
-    parser.add_argument("--output", help="where the model goes (default: <checkpoint>.onnx)")
-    parser.add_argument("--height", type=int, help="input height (default: the config's transforms.height)")
-    parser.add_argument("--width", type=int, help="input width (default: the config's transforms.width)")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset version")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="accepted like on every tool; the export draws no progress bars")
-    return parser
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-
-    from reid.export import ExportError, describe, export_onnx, read_preprocessing, verify_onnx
-
-    output = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
-    for name, value in (("--height", args.height), ("--width", args.width)):
-        if value is not None and value < 1:
-            print(f"error: {name} must be a positive number of pixels, got {value}", file=sys.stderr)
-            return 2
-    try:
-        path = export_onnx(args.checkpoint, output, args.height, args.width, args.opset)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    print(describe(read_preprocessing(path), path))
-    check = verify_onnx(args.checkpoint, path)
-    if check is None:
-        print("onnxruntime is not installed: skipped the parity check (pip install -e \".[onnx]\")")
-    else:
-        diff, batches = check
-        print(f"parity with PyTorch: max abs diff {diff:.2e} over batch sizes {list(batches)}")
-        if diff > 1e-3:
-            print("error: exported model disagrees with PyTorch", file=sys.stderr)
-            return 1
-    return 0
-
+from reid.cli_export import build_parser, main  # noqa: E402,F401 (build_parser: kept importable from here)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..utils import make_public
+
 MARKER = ".complete"
 
 
@@ -26,6 +28,7 @@ def building_folder(final: Path, marker_text: str = "ok") -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
+        make_public(tmp)  # mkdtemp makes it owner-only: a shared dataset folder must stay readable to others
         yield tmp
         (tmp / MARKER).write_text(marker_text)
         if final.exists():

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..utils import atomic_path, atomic_write
 from .image_io import ImageReadError, read_image
 
 FORMAT_VERSION = 1  # bump when the stored content changes (interpolation, layout)
@@ -114,19 +115,14 @@ def load_or_build(paths: Sequence[str], height: int, width: int, cache_dir: Path
             return DecodedImages(images, final), bad
     folder.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(folder, key)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{key}.npy.tmp-{os.getpid()}-", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    # the name _remove_stale_temporaries parses; readable as the umask allows (a shared dataset folder)
+    with atomic_path(final, prefix=f"{key}.npy.tmp-{os.getpid()}-", suffix="") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), height, width, 3))
         bad = _decode_into(out, paths, height, width, threads, progress, desc)
         out.flush()
         del out
         _atomic_write_text(bad_file, json.dumps(bad))
-        os.replace(tmp, final)  # the array last: its presence means complete
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # the array is renamed last: its presence means complete
     return DecodedImages(np.load(final, mmap_mode="r"), final), bad
 
 
@@ -180,10 +176,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
+    with atomic_write(path) as fh:
         fh.write(text)
-    os.replace(tmp, path)
 
 
 def decode_split(paths: Sequence[str], height: int, width: int, *, cache_dir: Optional[PathLike],

@@ -93,13 +93,14 @@ def _symmetric_blocks(x: torch.Tensor, chunk: int) -> Iterator[Tuple[Span, Span,
 
 
 def _import_faiss() -> Any:
+    from ..utils import install_hint
     from ..search_backends import import_faiss  # faiss only when asked for: it is an optional extra
 
     try:
         return import_faiss()
     except ImportError:
-        raise ImportError("re-ranking with knn_backend='faiss' needs faiss: pip install 'reid[faiss]' "
-                          "(or faiss-cpu)") from None
+        raise ImportError(f"re-ranking with knn_backend='faiss' needs faiss: {install_hint('faiss')} "
+                          "(or pip install faiss-cpu)") from None
 
 
 def widen_crowded(x: torch.Tensor, cand: np.ndarray, dist: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:

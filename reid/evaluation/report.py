@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import numpy as np
+
+from ..utils import atomic_write
 
 
 @dataclass
@@ -44,13 +44,6 @@ class EvaluationResult:
         path = Path(path)
         if path.is_dir():
             raise IsADirectoryError(f"cannot write results to {path}: it is a folder (give a file name)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.to_dict(), handle, indent=2)
-            os.replace(tmp, path)
-        finally:  # a failed write leaves no temporary file behind
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_write(path) as handle:  # readable as the umask allows; a failed write leaves nothing
+            json.dump(self.to_dict(), handle, indent=2)
         return path

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -22,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ..utils import atomic_write
 from .distance import check_features, pairwise_distance
 from .metrics import JUNK, own_id_items
 
@@ -139,9 +139,8 @@ class VerificationReport:
 
     def save_json(self, path: Union[str, Path]) -> Path:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path) as handle:
+            handle.write(json.dumps(self.to_json(), indent=2))
         return path
 
     def table(self) -> str:

@@ -14,7 +14,7 @@ import torch
 from reid.evaluation import evaluate, iter_rerank_chunks, k_reciprocal_rerank, knn
 from reid.search_backends import faiss_available
 
-needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install 'reid[faiss]')")
+needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install 'reid-toolkit[faiss]')")
 
 
 def _features(n_ids: int, per_id: int, dim: int, seed: int) -> np.ndarray:
@@ -129,14 +129,14 @@ def test_evaluate_tool_knn_backend_flag(tmp_path, capsys):
 def test_missing_faiss_is_one_error_naming_the_extra(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` now raises ImportError, installed or not
     qf, gf = torch.randn(4, 8), torch.randn(12, 8)
-    with pytest.raises(ImportError, match=r"knn_backend='faiss' needs faiss: pip install 'reid\[faiss\]'"):
+    with pytest.raises(ImportError, match=r"knn_backend='faiss' needs faiss: pip install 'reid-toolkit\[faiss\]'"):
         k_reciprocal_rerank(qf, gf, 5, 2, knn_backend="faiss")
     np.savez(tmp_path / "q.npz", features=qf.numpy(), pids=np.arange(4))
     np.savez(tmp_path / "g.npz", features=gf.numpy(), pids=np.arange(12) % 4)
     code = _evaluate_tool().main(["--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"),
                                   "--rerank", "--k1", "5", "--knn-backend", "faiss"])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "reid[faiss]" in err
+    assert code == 2 and err.count("\n") == 1 and "reid-toolkit[faiss]" in err
 
 
 def test_unknown_knn_backend_is_refused():

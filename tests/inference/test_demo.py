@@ -367,7 +367,7 @@ def test_backend_problems_are_refused_before_anything_is_written(case, tiny_chec
             "--out", str(tmp_path / "out"), "--device", "cpu", "--backend", "faiss"]
     if case == "faiss_missing":
         monkeypatch.setitem(sys.modules, "faiss", None)
-        expected = "reid[faiss]"
+        expected = "reid-toolkit[faiss]"
     else:
         args.append("--rerank")
         expected = "--backend exact"

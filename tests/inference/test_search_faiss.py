@@ -10,7 +10,7 @@ import torch
 from reid.inference import search
 from reid.search_backends import FaissIndex, faiss_available, import_faiss
 
-needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install 'reid[faiss]')")
+needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install 'reid-toolkit[faiss]')")
 
 
 def _clustered(n_ids: int, per_id: int, dim: int, seed: int, noise: float = 0.6) -> torch.Tensor:
@@ -49,7 +49,7 @@ def test_search_rejects_bad_backend_and_rerank_with_faiss():
 
 def test_missing_faiss_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
-    with pytest.raises(ImportError, match=r"reid\[faiss\]"):
+    with pytest.raises(ImportError, match=r"reid-toolkit\[faiss\]"):
         import_faiss()
     assert not faiss_available()
 

@@ -164,7 +164,7 @@ def test_killed_checkpoint_write_leaves_no_temp_after_next_save(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "checkpoint.pth")], timeout=300,
                           env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
     assert proc.returncode == -9
-    leftovers = list(tmp_path.glob(".checkpoint.pth.tmp*"))
+    leftovers = list(tmp_path.glob(".checkpoint.pth.*tmp*"))  # .<name>.<random>.tmp<pid>
     assert len(leftovers) == 1 and not (tmp_path / "checkpoint.pth").exists()
     from reid.checkpoint import save_checkpoint
 
