@@ -10,6 +10,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from .utils import atomic_path
+
 PathLike = Union[str, Path]
 
 
@@ -62,9 +64,8 @@ def save_checkpoint(state: Mapping[str, Any], path: PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # named as remove_stale_temp_files expects; readable as the umask allows
+        torch.save(dict(state), tmp)
     return path
 
 

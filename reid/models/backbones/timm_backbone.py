@@ -1,5 +1,5 @@
 """Backbones from timm (`model.backbone: timm/<name>`, e.g. timm/resnet50, timm/convnext_tiny), when timm is
-installed (`pip install "reid[timm]"`).
+installed (`pip install "reid-toolkit[timm]"`).
 
 The same contract as the built-in backbones: `forward(x)` returns the last feature map (B, C, h, w) and
 `out_channels` is C. timm builds the network with `features_only=True`, so the classifier is dropped and the
@@ -31,8 +31,8 @@ def timm_available() -> bool:
 
 def _timm() -> Any:
     if not timm_available():
-        raise ValueError("model.backbone 'timm/...' needs timm, which is not installed: pip install \"reid[timm]\" "
-                         "(or pip install timm)")
+        raise ValueError("model.backbone 'timm/...' needs timm, which is not installed: "
+                         "pip install \"reid-toolkit[timm]\" (or pip install timm)")
     import timm
 
     return timm
