@@ -95,6 +95,13 @@ def load_model_state(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
         for k in sorted(set(own) & set(state_dict))
         if tuple(own[k].shape) != tuple(state_dict[k].shape)
     ]
+    # A NaN/inf weight makes every feature NaN: searches then rank at random (distance inf) and the export's
+    # parity check compares NaN with NaN; refused here, the one place every loaded model goes through.
+    bad = [k for k, v in state_dict.items() if torch.is_tensor(v) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"checkpoint {source} holds non-finite weights (NaN or inf) in {_short(bad)}: the "
+                              "run diverged before it was saved; use an earlier checkpoint")
     if missing or unexpected or mismatched:
         parts = []
         if missing:

@@ -179,5 +179,6 @@ def verify_onnx(checkpoint: PathLike, onnx_path: PathLike, batch_sizes=(1, 3),
         got = session.run(None, {session.get_inputs()[0].name: x})[0]
         if got.shape != expected.shape:
             raise RuntimeError(f"ONNX output shape {got.shape} differs from PyTorch {expected.shape} at batch {b}")
-        worst = max(worst, float(np.abs(got - expected).max()))
+        diff = float(np.abs(got - expected).max())
+        worst = max(worst, diff if np.isfinite(diff) else float("inf"))  # max() skips NaN: it must fail the check
     return worst, tuple(batch_sizes)

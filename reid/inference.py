@@ -89,6 +89,11 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
                          "2-D with the same feature dimension")
     if len(g) == 0 or len(q) == 0:
         raise ValueError(f"search: empty query ({len(q)}) or gallery ({len(g)})")
+    for name, features in (("query", q), ("gallery", g)):  # NaN distances sort anywhere: a silent wrong ranking
+        rows = torch.nonzero(~torch.isfinite(features).all(dim=1)).flatten().tolist()
+        if rows:
+            raise ValueError(f"search: {name} features hold NaN or inf in {len(rows)} row(s) (first: "
+                             f"{', '.join(map(str, rows[:5]))}); the model or its input is broken")
     topk = min(int(topk), len(g))
     if topk < 1:
         raise ValueError(f"search: topk must be at least 1, got {topk}")

@@ -40,4 +40,9 @@ def extract_features(model: torch.nn.Module, batches: Iterable[torch.Tensor], de
         model.train(was_training)
     if not feats:
         raise ValueError(f"{desc}: the loader produced no images")
-    return torch.cat(feats)
+    out = torch.cat(feats)
+    rows = torch.nonzero(~torch.isfinite(out).all(dim=1)).flatten().tolist()
+    if rows:  # evaluated or searched, NaN features give a ranking that looks valid and means nothing
+        raise ValueError(f"{desc}: the model produced NaN or inf features for {len(rows)} of {len(out)} images "
+                         f"(first rows: {', '.join(map(str, rows[:5]))})")
+    return out
