@@ -14,8 +14,8 @@ from .horde import HordeHead
 
 __all__ = ["MODEL_KEYS", "ReIDModel", "build_model", "GeM"]
 
-MODEL_KEYS = ("backbone", "pretrained", "last_stride", "pooling", "embedding_dim", "bn_neck", "num_classes",
-              "classifier", "margin", "horde")
+MODEL_KEYS = ("backbone", "pretrained", "last_stride", "last_stride_mode", "head_conv", "pooling", "embedding_dim",
+              "bn_neck", "num_classes", "classifier", "margin", "horde")
 
 
 class ReIDModel(nn.Module):
@@ -33,9 +33,14 @@ class ReIDModel(nn.Module):
     def __init__(self, backbone: str = "resnet50", pretrained: str = "none", last_stride: Optional[int] = None,
                  pooling: str = "avg", embedding_dim: Optional[int] = None, bn_neck: bool = False,
                  num_classes: Optional[int] = None, classifier: Optional[str] = None, margin: int = 3,
-                 horde: Optional[Mapping[str, Any]] = None) -> None:
+                 horde: Optional[Mapping[str, Any]] = None, last_stride_mode: Optional[str] = None,
+                 head_conv: Optional[bool] = None) -> None:
         super().__init__()
-        kwargs = {} if last_stride is None else {"last_stride": last_stride}
+        kwargs: Dict[str, Any] = {} if last_stride is None else {"last_stride": last_stride}
+        # backbone options that only some backbones take: passed when set, so the others keep their signature
+        for key, value in (("last_stride_mode", last_stride_mode), ("head_conv", head_conv)):
+            if value is not None:
+                kwargs[key] = value
         self.backbone = build_backbone(backbone, pretrained, **kwargs)
         channels = int(self.backbone.out_channels)
         self.pool = build_pooling(pooling)

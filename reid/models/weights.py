@@ -150,3 +150,48 @@ def load_pretrained(model: torch.nn.Module, name: str, pretrained: Optional[str]
     else:
         logger.info("loaded %d tensors from %s into '%s'", report.loaded, source, name)
     return report
+
+
+def _tensors(state: Dict[str, torch.Tensor]) -> List[str]:
+    """The keys that carry weights (BatchNorm step counters carry none)."""
+    return [k for k in state if not k.endswith("num_batches_tracked")]
+
+
+def load_by_order(model: torch.nn.Module, path: str, name: str,
+                  optional_prefixes: tuple = ()) -> LoadReport:
+    """Load the state dict at `path` into `model` strictly: by name when the file uses the model's own names, else
+    by order and shape (files of another library's layout of the same architecture list their tensors in the same
+    order, e.g. lukemelas' EfficientNet and tonylins' MobileNetV2 against timm's).
+
+    Every tensor of the model must be placed, except those under `optional_prefixes` (a classifier the file may
+    lack); a file with another number of tensors or any shape that differs is a WeightsError naming the file and
+    the first mismatch."""
+    file = Path(str(path)).expanduser()
+    state = _read_file(file)
+    own = model.state_dict()
+    own_keys = _tensors(own)
+    required = [k for k in own_keys if not k.startswith(optional_prefixes)]
+    keys = _tensors(state)
+    if set(own_keys) <= set(state) or set(required) == set(keys):  # the model's own names
+        pairs = [(k, k) for k in own_keys if k in state]
+    else:
+        target = own_keys if len(keys) == len(own_keys) else required
+        if len(keys) != len(target):
+            raise WeightsError(f"model.pretrained: {file} holds {len(keys)} tensors but backbone '{name}' has "
+                               f"{len(required)} (+{len(own_keys) - len(required)} optional): not a '{name}' "
+                               "checkpoint, or a truncated one")
+        pairs = list(zip(keys, target))
+    for src, dst in pairs:
+        if state[src].shape != own[dst].shape:
+            raise WeightsError(f"model.pretrained: {file} does not fit backbone '{name}': '{src}' "
+                               f"{tuple(state[src].shape)} vs '{dst}' {tuple(own[dst].shape)}")
+    placed = {dst: state[src] for src, dst in pairs}
+    missing = [k for k in required if k not in placed]
+    if missing:
+        raise WeightsError(f"model.pretrained: {file} lacks {len(missing)} tensors of backbone '{name}' "
+                           f"({', '.join(missing[:5])})")
+    with torch.no_grad():
+        for key, value in placed.items():
+            own[key].copy_(value)
+    logger.info("loaded %d tensors from %s into '%s'", len(placed), file, name)
+    return LoadReport(str(file), len(placed), [k for k in own_keys if k not in placed], [])

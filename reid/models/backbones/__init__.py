@@ -5,6 +5,7 @@ which doubles the final map (Sun et al., PCB, ECCV 2018; Luo et al., Bag of Tric
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -22,12 +23,21 @@ def build_backbone(name: str, pretrained: str = "none", **kwargs: Any) -> torch.
     if "last_stride" in kwargs and kwargs["last_stride"] not in (1, 2):
         raise ValueError(f"backbone '{name}': last_stride must be 1 or 2, got {kwargs['last_stride']!r}")
     if name.startswith(timm_backbone.PREFIX):
-        # timm loads its own weights (and maps its own keys): 'imagenet' or a file path go to timm
         timm_backbone.register_timm_backbone(name)
+    builder = BACKBONES.get(name)
+    options = {"last_stride_mode", "head_conv"} & set(kwargs)
+    accepted = set(inspect.signature(builder).parameters)
+    if options - accepted:
+        key = sorted(options - accepted)[0]
+        raise ValueError(f"backbone '{name}' takes no {key} (model.{key} applies to "
+                         f"{', '.join(n for n in BACKBONES.names() if key in inspect.signature(BACKBONES.get(n)).parameters)}"
+                         f"{' and timm/<model>' if key == 'last_stride_mode' else ''})")
+    if name.startswith(timm_backbone.PREFIX) or getattr(builder, "loads_own_weights", False):
+        # timm loads its own weights (and maps its own keys); the mobile backbones map their offline files
         return BACKBONES.build(name, pretrained=pretrained, **kwargs)
     model = BACKBONES.build(name, **kwargs)
     load_pretrained(model, name, pretrained)
     return model
 
 
-from . import bn_inception, inception, nin, resnet, small, timm_backbone  # noqa: E402,F401  (registration)
+from . import bn_inception, inception, mobile, nin, resnet, small, timm_backbone  # noqa: E402,F401  (registration)

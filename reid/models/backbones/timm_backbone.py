@@ -3,9 +3,11 @@ installed (`pip install "reid-toolkit[timm]"`).
 
 The same contract as the built-in backbones: `forward(x)` returns the last feature map (B, C, h, w) and
 `out_channels` is C. timm builds the network with `features_only=True`, so the classifier is dropped and the
-parameter names are timm's own. `last_stride=1` asks timm for an output stride of 16 (the last stage dilated
-instead of strided: the same doubled map as our ResNets, with the same weights); models that cannot do that
-(e.g. ViTs) need `model.last_stride: 2`. Names are registered in BACKBONES on first use, since timm knows
+parameter names are timm's own. `last_stride=1` doubles the final map (`reid.models.backbones.last_stride`):
+`model.last_stride_mode: undilated` runs the last stage's strided convolutions at stride 1 (the default for
+networks with depthwise convolutions, whose dilated form is ~100x slower on CPU), `dilated` asks timm for an
+output stride of 16 (the default for the others, e.g. timm/resnet50); models that can do neither (e.g. ViTs) need
+`model.last_stride: 2`. Names are registered in BACKBONES on first use, since timm knows
 hundreds of models and importing it just to list them would slow every start.
 
 Pretrained weights are timm's: `model.pretrained: imagenet` loads the model's default timm weights (the
@@ -21,6 +23,7 @@ from typing import Any, List, Optional
 import torch
 
 from . import BACKBONES
+from .last_stride import LAST_STRIDE_MODES, has_depthwise, undilate_last_stride
 
 PREFIX = "timm/"
 
@@ -41,13 +44,20 @@ def _timm() -> Any:
 class TimmBackbone(torch.nn.Module):
     """A timm model's last feature map (B, C, h, w)."""
 
-    def __init__(self, model_name: str, last_stride: int = 1, pretrained: Optional[str] = None) -> None:
+    def __init__(self, model_name: str, last_stride: int = 1, pretrained: Optional[str] = None,
+                 last_stride_mode: Optional[str] = None) -> None:
         super().__init__()
         timm = _timm()
         if last_stride not in (1, 2):
             raise ValueError(f"timm/{model_name}: last_stride must be 1 or 2, got {last_stride!r}")
+        if last_stride_mode not in (None, *LAST_STRIDE_MODES):
+            raise ValueError(f"model.last_stride_mode: expected one of {', '.join(LAST_STRIDE_MODES)}, got "
+                             f"{last_stride_mode!r}")
+        if last_stride == 1 and last_stride_mode is None:  # decided on the architecture, built without weights
+            probe = timm.create_model(model_name, pretrained=False)
+            last_stride_mode = "undilated" if has_depthwise(probe) else "dilated"
         kwargs: dict = {"features_only": True, "out_indices": (-1,)}
-        if last_stride == 1:
+        if last_stride == 1 and last_stride_mode == "dilated":
             kwargs["output_stride"] = 16
         if pretrained not in (None, "none"):
             kwargs["pretrained"] = True
@@ -60,9 +70,13 @@ class TimmBackbone(torch.nn.Module):
         try:
             self.body = timm.create_model(model_name, **kwargs)
         except (RuntimeError, ValueError, TypeError, AssertionError, KeyError, OSError) as exc:
-            hint = (" with last_stride=1 (output stride 16); set model.last_stride: 2" if last_stride == 1 else "")
+            hint = (" with last_stride=1 (output stride 16); set model.last_stride: 2"
+                    if last_stride == 1 and last_stride_mode == "dilated" else "")
             raise ValueError(f"model.backbone 'timm/{model_name}': timm cannot build it as a feature-map "
                              f"backbone{hint} ({type(exc).__name__}: {exc})") from None
+        if last_stride == 1 and last_stride_mode == "undilated":
+            undilate_last_stride(self.body)
+        self.last_stride_mode = last_stride_mode
         self.out_channels = int(self.body.feature_info.channels()[-1])
         # some timm feature extractors (e.g. Swin) return channels-last maps; the contract is (B, C, h, w)
         self.channels_last_output = getattr(self.body, "output_fmt", "NCHW") == "NHWC"
@@ -85,8 +99,9 @@ def register_timm_backbone(name: str) -> str:
         hint = f"; did you mean 'timm/{close[0]}'?" if close else " (timm.list_models() lists them)"
         raise ValueError(f"model.backbone '{name}': timm {timm.__version__} has no model '{model_name}'{hint}")
 
-    def build(last_stride: int = 1, pretrained: Optional[str] = None) -> TimmBackbone:
-        return TimmBackbone(model_name, last_stride, pretrained)
+    def build(last_stride: int = 1, pretrained: Optional[str] = None,
+              last_stride_mode: Optional[str] = None) -> TimmBackbone:
+        return TimmBackbone(model_name, last_stride, pretrained, last_stride_mode)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"timm's {model_name} (last feature map)."
