@@ -143,7 +143,9 @@ def load_model_from_checkpoint(checkpoint_path: PathLike,
         raise CheckpointError(f"checkpoint {checkpoint_path} holds a '{saved_model.get('backbone')}' model but "
                               f"{source} builds '{expected}'")
     saved_classes = state.get("num_classes")
-    model = build_model_from_config(cfg, saved_classes if saved_classes is not None else num_classes)
+    # the checkpoint holds every weight: the ImageNet file the run started from is neither needed nor read
+    build_cfg = {**cfg, "model": {**cfg["model"], "pretrained": "none"}}
+    model = build_model_from_config(build_cfg, saved_classes if saved_classes is not None else num_classes)
     load_model_state(model, state["model"], str(checkpoint_path))
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), cfg
 

@@ -37,6 +37,8 @@ DEFAULTS: Dict[str, Any] = {
         "backbone": "resnet50",
         "pretrained": "none",  # none | imagenet | path to a state dict
         "last_stride": 1,
+        "last_stride_mode": None,  # None = the backbone's default | undilated | dilated (reid.models.backbones.last_stride)
+        "head_conv": None,  # mobile backbones: keep the ImageNet 1x1 head conv (None = their default, true)
         "pooling": "avg",  # a name of reid.models.POOLINGS
         "embedding_dim": None,
         "bn_neck": False,
@@ -71,6 +73,9 @@ DEFAULTS: Dict[str, Any] = {
         "decay_end": 800,  # ... then exponential decay reaching final_factor here
         "final_factor": 0.001,
         "min_lr_factor": 0.0,  # warmup_cosine floor
+        # iteration: the lr follows the schedule every step (a warm-up epoch ramps up over its iterations);
+        # epoch: once per epoch (the published from-scratch configs were measured so and keep it)
+        "step": "iteration",
     },
     "train": {
         "epochs": 60,
@@ -117,6 +122,8 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "test.empty": ("skip", "zero"),
     "test.multi_query": (None, "mean", "max"),
     "test.protocol": ("market", "single-shot"),
+    "schedule.step": ("iteration", "epoch"),
+    "model.last_stride_mode": (None, "undilated", "dilated"),
 }
 
 # Pluggable keys: config key -> "module:REGISTRY" whose registered names are the allowed values (null too where
