@@ -129,13 +129,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              f"({install_hint('faiss')}); both give identical results")
     parser.add_argument("--metric", choices=CHOICES["test.metric"], default="euclidean")
     parser.add_argument("--protocol", choices=CHOICES["test.protocol"], default="market")
-    parser.add_argument("--json")
+    parser.add_argument("--json", help="also write the results JSON here (never over an input, a checkpoint or a "
+                        "file this tool did not write, unless --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="let --json replace an existing file that is not a results file (never an input)")
     args = parser.parse_args(argv)
 
     from .evaluation import evaluate
 
     try:
         if args.json:
+            from .outputs import is_results_json, output_problem
+
+            problem = output_problem(args.json, "--json", [("--query", args.query), ("--gallery", args.gallery),
+                                                           ("--distractors", args.distractors)],
+                                     ours=is_results_json, force=args.force)
+            if problem:
+                raise InputError(problem)
             check_output(args.json)
         qf, qp, qc = load(args.query)
         gf, gp, gc = load(args.gallery)
