@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, resume_conflicts, save_config
-from ..progress import progress as progress_bar
+from ..progress import format_seconds, progress as progress_bar
 from . import distributed
 from ..builders import (build_dataset_from_config, build_losses_from_config, build_model_from_config,
                        resolve_device, train_samples)
@@ -27,7 +27,7 @@ from ..checkpoint import (CheckpointError, capture_rng_states, load_checkpoint, 
                          restore_rng_states, save_checkpoint)
 from .run_folder import RunLock, clear_previous_run, is_main_rank
 from .hooks import Hook, default_hooks
-from .monitor import Monitor
+from .monitor import Monitor, StepTimer, head_accuracy
 from .optim import build_optimizer, build_scheduler
 
 RUN_FILES = ("checkpoint.pth", "best.pth", "config.yaml")
@@ -65,7 +65,11 @@ class Trainer:
         self.lock: Optional[RunLock] = RunLock.acquire(self.run_dir) if is_main_rank() else None
         try:
             self._setup(cfg, resume, progress, interrupt_at_step, overwrite, hooks)
-        except BaseException:
+        except BaseException as exc:
+            monitor = getattr(self, "monitor", None)
+            if monitor is not None:  # train.log says why the run did not start; no TensorBoard run was made
+                monitor.log_failure(exc, "failed to start")
+                monitor.close()
             self.release_lock(remove_empty_dir=True)
             raise
 
@@ -210,6 +214,7 @@ class Trainer:
                          f"images, {self.num_classes} ids, {self.loader.batches.per_epoch} batches/epoch, "
                          f"{self.loader.pipeline} pipeline, device {self.device}, world size {self.world}")
         start = time.time()
+        self.monitor.start_run(epochs * self.loader.batches.per_epoch, self.global_step)
         try:
             for hook in self.hooks:
                 hook.before_train(self)
@@ -230,6 +235,10 @@ class Trainer:
                     raise RuntimeError("DDP ranks finished with different weights; this is a bug, please report it")
             for hook in self.hooks:
                 hook.after_train(self)
+        except BaseException as exc:
+            if not isinstance(exc, TrainingInterrupted):  # that one has logged where its checkpoint is
+                self.monitor.log_failure(exc)
+            raise
         finally:
             for hook in self.hooks:
                 hook.close()
@@ -245,7 +254,9 @@ class Trainer:
                            enabled=self.progress and distributed.is_main_process(), log=self.monitor.log)
         batch_index = start_batch
         sums: Dict[str, float] = {}
-        for batch in bar:
+        self.monitor.clock.start_epoch()
+        timer = StepTimer(bar)
+        for batch in timer:
             terms = self._step(batch, epoch, batch_index)
             batch_index += 1
             self.global_step += 1
@@ -254,7 +265,10 @@ class Trainer:
             if self.global_step % self.cfg["train"]["log_every"] == 0:
                 self.monitor.scalars({f"loss/{k}": v for k, v in terms.items()}, self.global_step)
                 self.monitor.scalars({"lr": lr}, self.global_step)
-            bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}")
+                self.monitor.step_scalars(self.global_step, timer, self.train_accuracy)
+            eta = self.monitor.clock.eta(self.global_step)
+            bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}",
+                            **({"run ETA": format_seconds(eta)} if eta is not None else {}))
             for hook in self.hooks:
                 hook.after_step(self)
             if self.interrupt_at_step is not None and self.global_step == self.interrupt_at_step:
@@ -269,7 +283,7 @@ class Trainer:
         means = {k: v / n for k, v in sums.items()}
         self.monitor.epoch_scalars(means, epoch + 1, self.global_step, prefix="epoch_loss/")
         self.monitor.log(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
-                         + f", lr {lr:.2e}")
+                         + f", lr {lr:.2e}, {self.monitor.clock.epoch_text(self.global_step)}")
 
     def _step(self, batch: Mapping[str, torch.Tensor], epoch: int, batch_index: int) -> Dict[str, float]:
         images = batch["img"].to(self.device, non_blocking=True)
@@ -280,6 +294,7 @@ class Trainer:
         with torch.autocast(device_type=self.device.type, enabled=self.amp):
             outputs = self.net(images, labels)
             total, terms = self.losses(outputs, labels, teacher_out, batch)
+        self.train_accuracy = head_accuracy(outputs, labels)
         # one device-to-host copy per step: float() of each CUDA term would wait for the GPU once per term
         stacked = torch.stack([torch.as_tensor(v).detach().to(total.device, torch.float64)
                                for v in (*terms.values(), total)]).tolist()
