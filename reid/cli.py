@@ -166,7 +166,49 @@ def load_test_config(config: Optional[str], checkpoint: str, overrides: Sequence
     stored = load_checkpoint(checkpoint).get("config")
     if not isinstance(stored, Mapping):
         raise CheckpointError(f"{checkpoint} stores no config (written by an older version?): pass --config")
+    stored = resolve_run_paths(stored, checkpoint)
     return load_config(None, overrides, base=stored, base_source=f"the config stored in {checkpoint}")
+
+
+def run_origin(stored: Mapping[str, Any], checkpoint: str) -> Optional[Path]:
+    """The folder the run was started from: the checkpoint's folder less the stored relative `output_dir`
+    (`/work/runs/x/best.pth` with output_dir `runs/x` -> `/work`); None when that cannot be told (an absolute
+    output_dir, or a checkpoint moved out of its run folder)."""
+    out = stored.get("output_dir")
+    if not isinstance(out, str) or not out or Path(out).is_absolute():
+        return None
+    parts = Path(os.path.normpath(out)).parts
+    folder = Path(checkpoint).resolve().parent.parts
+    if ".." in parts or len(parts) >= len(folder) or folder[-len(parts):] != parts:
+        return None
+    return Path(*folder[:-len(parts)])
+
+
+def resolve_run_paths(stored: Mapping[str, Any], checkpoint: str) -> Dict[str, Any]:
+    """The stored config with a relative `data.root` / `data.cache_dir` made absolute against the folder the run
+    was made in, so `reid-test` from any folder reads the run's data (relative to the current folder it would
+    find nothing, or generate the synthetic dataset again there). Overrides still apply on top."""
+    data = stored.get("data")
+    root = data.get("root") if isinstance(data, Mapping) else None
+    if not isinstance(root, str) or not root or Path(root).is_absolute():
+        return dict(stored)
+    from .config import ConfigError
+
+    origin = run_origin(stored, checkpoint)
+    here = Path(root).resolve()
+    if origin is None:
+        if here.exists():
+            return dict(stored)  # a moved checkpoint, its data found from here: the old behaviour
+        raise ConfigError(f"{checkpoint} was trained with the relative data.root '{root}', which is not found from "
+                          f"here ({here}), and the folder the run was made in cannot be told from the checkpoint's "
+                          "place: run from that folder or pass data.root=/path/to/the/data")
+    there = origin / root
+    resolved = dict(data)
+    resolved["root"] = str(there if there.exists() or not here.exists() else here)
+    cache = data.get("cache_dir")
+    if isinstance(cache, str) and cache and cache != "off" and not Path(cache).is_absolute():
+        resolved["cache_dir"] = str(origin / cache)
+    return {**stored, "data": resolved}
 
 
 def _unwritable_file(path: str) -> Optional[str]:
