@@ -26,10 +26,17 @@ class ConfigError(ValueError):
     """A config file, key or value that cannot be used."""
 
 
-def _check_range(key: str, value: Any) -> None:
-    if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+# transforms.* is a free-form section (not in RANGES): its numbers are checked here, so `height=0` is a config
+# error naming the key rather than an OpenCV assertion at the first image.
+TRANSFORM_RANGES = {f"transforms.{name}": bounds for name, bounds in (
+    ("height", (1, None)), ("width", (1, None)), ("pad", (0, None)), ("hflip", (0, 1)), ("color_jitter", (0, 1)),
+    ("random_erasing", (0, 1)))}
+
+
+def _check_range(key: str, value: Any, ranges: Mapping[str, Any] = RANGES) -> None:
+    if key not in ranges or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
-    low, high = RANGES[key]
+    low, high = ranges[key]
     if value != value or (low is not None and value < low) or (high is not None and value > high):
         expected = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
         raise ConfigError(f"config key '{key}': expected a number {expected}, got {value!r}")
@@ -48,6 +55,13 @@ def check_transforms(config: Mapping[str, Any]) -> None:
             close = difflib.get_close_matches(str(name), list(TRANSFORM_KEYS), n=1, cutoff=0.5)
             hint = f"; did you mean 'transforms.{close[0]}'?" if close else ""
             raise ConfigError(f"unknown config key 'transforms.{name}'{hint} (valid: {', '.join(TRANSFORM_KEYS)})")
+        value = given[name]
+        numeric = not isinstance(value, bool) and isinstance(value, (int, float))
+        if f"transforms.{name}" in TRANSFORM_RANGES and not numeric:
+            raise ConfigError(f"config key 'transforms.{name}': expected a number, got {value!r}")
+        if name in ("height", "width", "pad") and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"config key 'transforms.{name}': expected a whole number of pixels, got {value!r}")
+        _check_range(f"transforms.{name}", value, TRANSFORM_RANGES)
 
 
 def _type_name(value: Any) -> str:

@@ -159,6 +159,8 @@ RANGES: Dict[str, Tuple[Optional[float], Optional[float]]] = {
     "data.k": (1, None),
     "data.num_workers": (0, None),
     "data.test_batch_size": (1, None),
+    "data.cache_max_gb": (0, None),
+    "train.iters_per_epoch": (1, None),  # 0 would train nothing and still write a checkpoint
     "optim.lr": (0, None),
     "optim.weight_decay": (0, None),
     "optim.loss_lr": (0, None),

@@ -93,6 +93,7 @@ class Trainer:
         np.random.seed(cfg["seed"])
 
         self.dataset = build_dataset_from_config(cfg)  # before the Monitor: a missing dataset leaves no run folder
+        _check_identities(cfg, self.dataset.num_train_pids, self.world)  # before the split is decoded
         # --overwrite: the folder holds only the new run (no best.pth or results of the old one beside it)
         removed = clear_previous_run(self.run_dir) if overwrite and self.lock is not None else []
         self.monitor = Monitor(self.run_dir)
@@ -335,6 +336,18 @@ def needs_positives(term: Any) -> bool:
     Unknown names answer False here: building the losses refuses them."""
     name = term.get("name") if isinstance(term, Mapping) else None
     return isinstance(name, str) and name in LOSSES and LOSSES.get(name).term_needs_positives(term)
+
+
+def _check_identities(cfg: Mapping[str, Any], num_ids: int, world: int) -> None:
+    """A P x K batch needs data.p identities on every rank: refused from the file list, before decoding a split
+    (the sampler would say so only after the whole split was decoded)."""
+    p = cfg["data"]["p"]
+    # no identity at all: `train_samples` names the empty split, a clearer message
+    if cfg["data"].get("sampler", "pk") == "pk" and 0 < num_ids and num_ids // world < p:
+        per_rank = f" ({num_ids // world} per rank of {world})" if world > 1 else ""
+        raise ConfigError(f"data.p={p}: a batch needs {p} identities but the training split of "
+                          f"'{cfg['data']['dataset']}' under '{cfg['data']['root']}' has {num_ids}{per_rank}; "
+                          f"expected data.p <= {num_ids // world}")
 
 
 def _check_run(cfg: Mapping[str, Any], run_dir: Path, resume: bool, overwrite: bool) -> None:

@@ -119,3 +119,34 @@ def test_sigterm_stops_like_ctrl_c_saves_and_exits_143(tiny_market, tmp_path):
     assert _leftovers(tmp_path / "run") == []
     assert train_main(["--config", str(config_file(cfg)), "--no-progress", "--resume"]) == 0
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3
+
+
+def _listing(folder: Path) -> list:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_fewer_identities_than_p_is_refused_before_decoding(tiny_market, tmp_path, capsys):
+    cfg = tiny_config(tmp_path / "run", tiny_market, TERMS, MODEL, train=TRAIN, data={"p": 9},
+                      transforms={"height": 48, "width": 24})  # a size no other test decodes: a new cache file
+    before = _listing(tiny_market)
+    assert train_main(["--config", str(config_file(cfg)), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data.p=9: a batch needs 9 identities" in err and "has 8" in err
+    assert f"under '{tiny_market}'" in err and "expected data.p <= 8" in err
+    assert _listing(tiny_market) == before  # nothing decoded or cached
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("transforms.height=0", "config key 'transforms.height': expected a number >= 1, got 0"),
+    ("transforms.width=2.5", "config key 'transforms.width': expected a whole number of pixels, got 2.5"),
+    ("transforms.random_erasing=1.5", "config key 'transforms.random_erasing': expected a number in [0, 1], got 1.5"),
+    ("train.iters_per_epoch=0", "config key 'train.iters_per_epoch': expected a number >= 1, got 0"),
+    ("data.cache_max_gb=-1", "config key 'data.cache_max_gb': expected a number >= 0, got -1.0"),
+])
+def test_out_of_range_values_are_refused_naming_the_key(override, message, tiny_market, tmp_path, capsys):
+    cfg = tiny_config(tmp_path / "run", tiny_market, TERMS, MODEL, train=TRAIN)
+    assert train_main(["--config", str(config_file(cfg)), "--no-progress", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()
