@@ -29,3 +29,45 @@ def test_market_lookup_never_takes_the_synthetic_set_or_a_renamed_copy(tiny_mark
     assert f"found {renamed}, not named Market-1501-v15.09.15 (if it is the release: data.root={renamed})" in err
     assert not (tmp_path / "run2").exists()
     assert sorted(p.name for p in renamed.iterdir()) == ["bounding_box_train"]  # the data is untouched
+
+
+def _own_csv(root: Path, rows: list, bom: bool = False) -> Path:
+    import cv2
+    import numpy as np
+
+    for row in rows:
+        (root / row[0]).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / row[0]), np.zeros((8, 4, 3), np.uint8))
+    text = "path,pid,camid,split\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    csv_path = root / "dataset.csv"
+    csv_path.write_bytes(("\ufeff" if bom else "").encode("utf-8") + text.encode("utf-8"))
+    return csv_path
+
+
+BASE_ROWS = [("t/a.png", 1, 0, "train"), ("t/b.png", 2, 1, "train"), ("q/c.png", 3, 0, "query"),
+             ("g/d.png", 3, 1, "gallery")]
+
+
+@pytest.mark.parametrize("extra,what", [
+    (("t/a.png", 1, 0, "train"), "t/a.png twice (lines 2 and 6)"),
+    (("t/a.png", 7, 0, "train"), "t/a.png under two ids (1 and 7) (lines 2 and 6)"),
+    (("q/c.png", 3, 1, "gallery"), "q/c.png in both query and gallery (lines 4 and 6)"),
+])
+def test_csv_rows_listing_one_image_twice_are_refused(extra, what, tmp_path):
+    from reid.data.datasets import DatasetError, build_dataset
+
+    csv_path = _own_csv(tmp_path, BASE_ROWS + [extra])
+    before = csv_path.read_bytes()
+    with pytest.raises(DatasetError) as info:
+        build_dataset("csv", str(tmp_path))
+    assert str(csv_path) in str(info.value) and "1 image(s) listed more than once" in str(info.value)
+    assert what in str(info.value)
+    assert csv_path.read_bytes() == before  # the listing is untouched
+
+
+def test_csv_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    from reid.data.datasets import build_dataset
+
+    _own_csv(tmp_path, BASE_ROWS, bom=True)  # Excel's "CSV UTF-8"; before: "missing column(s) path"
+    ds = build_dataset("csv", str(tmp_path))
+    assert (len(ds.train), len(ds.query), len(ds.gallery)) == (2, 1, 1)

@@ -95,8 +95,9 @@ def write_csv(root: Path, rows) -> Path:
 def test_csv_path_escaping_the_root_refused(tmp_path):
     root = tmp_path / "data"
     write_png(root / "a.png")
+    write_png(root / "b.png")  # a.png again in the gallery would be a duplicate row, refused on its own
     write_png(tmp_path / "secret.png")
-    write_csv(root, ["a.png,1,0,train", "../secret.png,1,1,query", "a.png,1,1,gallery"])
+    write_csv(root, ["a.png,1,0,train", "../secret.png,1,1,query", "b.png,1,1,gallery"])
     before = tree_digest(tmp_path)
     with pytest.raises(DatasetError) as info:
         build_dataset("csv", str(root))

@@ -12,6 +12,7 @@ not exist are refused up front, all named in one error.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -49,6 +50,7 @@ def _names(items: List[str]) -> str:
 
 @DATASETS.register("folder")
 class FolderDataset(ReIDDataset):
+    camera_base = 0  # camera ids are the numbers camera_regex captures from the file names: shown as they are
     name = "folder"
 
     def __init__(self, root: Union[str, Path], camera_regex: Optional[str] = None,
@@ -93,6 +95,7 @@ class FolderDataset(ReIDDataset):
 
 @DATASETS.register("csv")
 class CSVDataset(ReIDDataset):
+    camera_base = 0  # camera ids as the CSV lists them
     name = "csv"
 
     def __init__(self, root: Union[str, Path], file: Optional[str] = None, allow_outside_root: bool = False) -> None:
@@ -104,7 +107,10 @@ class CSVDataset(ReIDDataset):
         splits: Dict[str, List[Sample]] = {"train": [], "query": [], "gallery": []}
         cameras = set()
         listed: List[Tuple[str, Path]] = []
-        with open(path, newline="") as handle:
+        seen: Dict[str, Tuple[int, str, int]] = {}  # image -> (line, split, pid) of its first row
+        repeated: List[str] = []
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise hide the `path` column
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = {"path", "pid", "camid", "split"} - set(reader.fieldnames or [])
             if missing:
@@ -123,8 +129,19 @@ class CSVDataset(ReIDDataset):
                     raise DatasetError(f"{path}:{line}: empty path")
                 image = Path(row["path"])
                 full = image if image.is_absolute() else path.parent / image
+                key = os.path.normpath(str(full))
+                if key in seen:  # one image twice lifts the metrics (query found in the gallery) or mislabels it
+                    first, split0, pid0 = seen[key]
+                    what = ("in both query and gallery" if {split0, row["split"]} == {"query", "gallery"} else
+                            f"under two ids ({pid0} and {pid})" if pid0 != pid else "twice")
+                    repeated.append(f"{row['path']} {what} (lines {first} and {line})")
+                    continue
+                seen[key] = (line, row["split"], pid)
                 listed.append((f"{path.name}:{line} {row['path']}", full))
                 splits[row["split"]].append(Sample(str(full), pid, camid))
+        if repeated:
+            raise DatasetError(f"{path}: {len(repeated)} image(s) listed more than once: {_names(repeated)}; "
+                               "expected each image in one row")
         if not listed:
             raise DatasetError(f"{path} lists no images (expected rows path,pid,camid,split after the header)")
         _check_paths(path.parent, listed, allow_outside_root)
