@@ -264,6 +264,11 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         result.save_json(args.json)
     print(f"results written to {out_dir / 'results.json'}")
+    ranklists = sorted((out_dir / "ranklists").glob("query_*.png")) if args.visualize else []
+    if ranklists:  # the PNGs are not shown anywhere: say where they went
+        print(f"rank lists: {len(ranklists)} PNG(s) in {out_dir / 'ranklists'}")
+    if args.verification is not None:
+        print(f"verification: {out_dir / 'verification.json'} and {out_dir / 'verification.png'}")
     return 0
 
 

@@ -19,7 +19,7 @@ import re
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,13 +27,14 @@ import numpy as np
 import torch
 
 from .demo_cache import FeatureCache
-from .demo_output import DemoError, OutputFolder, check_output, inside
+from .demo_output import THUMBS, DemoError, OutputFolder, check_output, copies_of, inside, write_thumbnail
 from .inference import FeatureExtractor, list_images, search
 from .search_backends import BACKENDS
 from .utils import install_hint
 
 NAME_PATTERN = re.compile(r"^(-1|\d{4})_c(\d+)")  # Market-1501 style names carry person and camera ids
 UNKNOWN_ID = -3  # an unparsable gallery name: neither junk (-1) nor anyone's id
+UNKNOWN_ROLE = -1  # a gallery item whose relation to the query is unknown (no ids in the names)
 METRICS = {False: "squared euclidean", True: "k-reciprocal re-ranked"}
 METRIC_TEXT = {False: "squared Euclidean distance of L2-normalised features (0 = identical, 4 = opposite)",
                True: "k-reciprocal re-ranked distance (Zhong et al. 2017)"}
@@ -45,6 +46,7 @@ class GalleryIndex:
     features: torch.Tensor
     extracted: int  # images embedded in this run (the rest came from the cache)
     skipped: int  # unreadable images left out
+    sizes: List[int] = field(default_factory=list)  # bytes, per path (finding copies of a query)
 
 
 def checkpoint_key(checkpoint: Path, flip: bool) -> str:
@@ -96,7 +98,8 @@ def index_gallery(extractor: FeatureExtractor, files: Sequence[Path], cache_fold
         raise DemoError(f"no readable images in gallery folder {source or cache_folder}")
     paths = sorted(live)
     features = torch.from_numpy(cache.read([live[p][2] for p in paths]))
-    return GalleryIndex(paths, features, extracted=len(todo) - skipped, skipped=skipped)
+    return GalleryIndex(paths, features, extracted=len(todo) - skipped, skipped=skipped,
+                        sizes=[live[p][0] for p in paths])
 
 
 def parse_ids(path: str) -> Optional[Tuple[int, int]]:
@@ -174,7 +177,7 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
     """
     from .data.loader import ImageReadError, read_image
     from .demo_page import PageEntry, PageRow, write_demo_page
-    from .evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES, in_ranking
+    from .evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES, SAME_CAMERA, SELF, in_ranking
     from .visualize import distance_decimals, draw_ranklist, save_image
 
     ckpt, gallery_dir, out_dir = Path(checkpoint), Path(gallery), Path(out)
@@ -217,7 +220,15 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
           f"{len(index.paths) - index.extracted} from cache)")
     qf = extractor.extract(query_arrays)
     roles, all_known = _roles(queries, index.paths)
-    ignored = max((int((~in_ranking(r)).sum()) for r in roles if r is not None), default=0)
+    # A gallery item that is the query (the same file, or a copy of it) is left out of the ranking, as the protocol
+    # does for Market-1501 names; without ids in the names it would otherwise come first at distance 0.
+    copies = [copies_of(q, index.paths, index.sizes) for q in queries]
+    for qi, found in enumerate(copies):
+        if found and roles[qi] is None:
+            roles[qi] = np.full(len(index.paths), UNKNOWN_ROLE, dtype=np.int8)
+        if found:
+            roles[qi][found] = SELF
+    ignored = max((int((r >= SAME_CAMERA).sum()) for r in roles if r is not None), default=0)  # left out
     started = time.perf_counter()
     # enough results that the protocol's top-k (ignored items skipped) is known too
     order, dist = search(qf, index.features, topk=min(len(index.paths), topk + ignored), rerank=rerank,
@@ -230,8 +241,9 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
     root = gallery_dir.resolve()
     for qi, query in enumerate(queries):
         q_ids, role = parse_ids(query), roles[qi]
-        ranked = [(index.paths[j], float(d)) for j, d in zip(order[qi][:topk], dist[qi][:topk])]
-        results[query] = ranked
+        shown = list(order[qi][:topk])
+        ranked = [(index.paths[j], float(d)) for j, d in zip(shown, dist[qi][:topk])]
+        results[query] = ranked  # the raw search, as shown: items the protocol ignores are marked, not removed
         note = ""
         if role is not None and all_known and (role == MATCH).any():
             ranked_here = in_ranking(role)
@@ -239,14 +251,27 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
             counted += 1
             hits1 += int(bool(valid) and role[valid[0]] == MATCH)
             hitsk += int(any(role[j] == MATCH for j in valid))
-            note = (f"- protocol rank of the first true match: "
-                    f"{next((r + 1 for r, j in enumerate(valid) if role[j] == MATCH), f'> {topk}')}")
+            first = next(((r, j) for r, j in enumerate(valid, 1) if role[j] == MATCH), None)
+            # the strip numbers every item shown; the protocol's rank skips the ignored ones: say both
+            if first is None:
+                note = f"- first true match: not within the protocol's top {topk}"
+            elif first[1] in shown:
+                note = (f"- first true match: #{shown.index(first[1]) + 1} below (protocol rank {first[0]}: the "
+                        "ignored items before it are not counted)")
+            else:
+                note = (f"- first true match: protocol rank {first[0]}, after the {topk} items shown (they "
+                        "include ignored ones)")
+        if copies[qi]:
+            note += (" - left out of the ranking as the query itself (the same file or a copy): "
+                     + ", ".join(os.path.relpath(index.paths[j], root) for j in copies[qi]))
         print(f"\nquery {query}" + (f" (id {q_ids[0]}, camera {q_ids[1]})" if q_ids else ""))
         print(f"{'rank':>4}  {'distance':>{decimals + 4}}  {'id':>5}  {'cam':>3}  {'protocol':<14}  path")
         rows, labels, kinds = [], [], []
         for r, ((path, d), j) in enumerate(zip(ranked, order[qi]), 1):
             ids = parse_ids(path)
-            if role is None or ids is None:
+            if role is not None and role[j] == SELF:
+                kind, text = "ignored", ROLE_NAMES[SELF]
+            elif role is None or ids is None:
                 kind, text = "unknown", "id unknown"
             else:
                 kind = {MATCH: "match", NEGATIVE: "negative"}.get(int(role[j]), "ignored")
@@ -258,14 +283,16 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
             labels.append(f"id {ids[0]} c{ids[1]}" if ids else Path(path).stem[:14])
             kinds.append(kind)
             rows.append(PageRow(r, rel, os.path.relpath(path, out_dir.resolve()), d,
-                                f"{ids[0]} / c{ids[1]}" if ids else "-", kind, text, same))
+                                f"{ids[0]} / c{ids[1]}" if ids else "-", kind, text, same,
+                                thumb=write_thumbnail(path, out_dir)))
         image = draw_ranklist(query_arrays[qi], [p for p, _ in ranked], [d for _, d in ranked], roles=kinds,
                               labels=labels, query_label="query", decimals=decimals, title=Path(query).name)
         png = f"ranklist_{qi:03d}_{_safe_name(Path(query).stem)}.png"
         save_image(image, out_dir / png)
         output.add(png)
         entries.append(PageEntry(str(query), os.path.relpath(Path(query).resolve(), out_dir.resolve()), png,
-                                 f"id {q_ids[0]}, camera {q_ids[1]}" if q_ids else "id unknown", rows, note))
+                                 f"id {q_ids[0]}, camera {q_ids[1]}" if q_ids else "id unknown", rows, note,
+                                 thumb=write_thumbnail(query, out_dir)))
     summary = [("model", f"{ckpt} ({extractor.config['model'].get('backbone')}, {index.features.shape[1]}-d "
                          f"features{', flip' if flip else ''})"),
                ("gallery", f"{gallery_dir}: {len(index.paths)} images ({index.extracted} embedded now in "
@@ -279,8 +306,8 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
                                     "match in the gallery; junk and same-camera items skipped as in evaluation)"))
     page = write_demo_page(out_dir / "index.html", f"reid search: {gallery_dir}", summary, METRIC_TEXT[rerank],
                            decimals, entries, limit)
-    output.add("index.html")
-    output.drop_stale_ranklists()
+    output.add("index.html", THUMBS)
+    output.drop_stale_ranklists({e.thumb for e in entries} | {r.thumb for e in entries for r in e.rows})
     print(f"\nrank lists: {out_dir}  (open {page})")
     return results
 

@@ -6,15 +6,67 @@ demo's own files, and nothing else. Any other folder needs `--force`; a folder i
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Set
+from typing import List, Sequence, Set
 
 from .demo_cache import FEATURES, MANIFEST
-from .utils import atomic_write
+from .utils import atomic_path, atomic_write
 
 MARKER = ".reid-demo.json"
+THUMBS = "thumbs"  # the page's thumbnails, copied so that the folder can be moved or shared as it is
+THUMB_HEIGHT = 256  # twice the page's 128 px (sharp on dense screens); a few kB each as JPEG
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def copies_of(query: str, gallery_paths: Sequence[str], gallery_sizes: Sequence[int]) -> List[int]:
+    """Gallery items that are the query: the same file, or the same bytes under another name (a copy). Only files
+    of the query's size are read, so a large gallery costs one stat per file, not a hash."""
+    resolved = str(Path(query).resolve())
+    size = os.path.getsize(query)
+    found, digest = [], None
+    for i, (path, length) in enumerate(zip(gallery_paths, gallery_sizes)):
+        if path == resolved:
+            found.append(i)
+        elif length == size:
+            digest = digest or file_digest(query)
+            try:
+                same = file_digest(path) == digest
+            except OSError:  # removed since it was indexed
+                same = False
+            if same:
+                found.append(i)
+    return found
+
+
+def write_thumbnail(image_path: str, out_dir: Path) -> str:
+    """A small JPEG of `image_path` under `out_dir/thumbs` (made once per file version: the name hashes the path,
+    size and time), returned relative to `out_dir` for the page."""
+    import cv2
+
+    from .data.image_io import read_image
+
+    stat = os.stat(image_path)
+    key = hashlib.sha1(f"{Path(image_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    target = out_dir / THUMBS / f"{key}.jpg"
+    if not target.is_file():
+        rgb = read_image(image_path)
+        if rgb.shape[0] > THUMB_HEIGHT:
+            width = max(1, round(rgb.shape[1] * THUMB_HEIGHT / rgb.shape[0]))
+            rgb = cv2.resize(rgb, (width, THUMB_HEIGHT), interpolation=cv2.INTER_AREA)
+        with atomic_path(target, keep_extension=True) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]):
+                raise OSError(f"cannot write thumbnail {target}")
+    return f"{THUMBS}/{target.name}"
 
 
 class DemoError(ValueError):
@@ -82,14 +134,19 @@ class OutputFolder:
         with atomic_write(self.dir / MARKER, fsync=False) as handle:  # rewritten per file: no fsync each time
             handle.write(json.dumps({"tool": "reid-demo", "files": sorted(self.own)}, indent=1))
 
-    def drop_stale_ranklists(self) -> None:
-        """Rank lists of an earlier run's other queries: ours, and no longer on the page."""
+    def drop_stale_ranklists(self, thumbs: Set[str] = frozenset()) -> None:
+        """Rank lists of an earlier run's other queries: ours, and no longer on the page; and thumbnails that the
+        page no longer shows (`thumbs`: those it shows, as `thumbs/<name>`)."""
         stale = {n for n in self.previous - self.written if n.startswith("ranklist_")}
         for name in stale:
             (self.dir / name).unlink(missing_ok=True)
         if stale:
             self.own -= stale
             self.add()
+        if (self.dir / THUMBS).is_dir():
+            for path in (self.dir / THUMBS).glob("*.jpg"):
+                if f"{THUMBS}/{path.name}" not in thumbs:
+                    path.unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Undo a start that failed before any result: this run's files, then the folders it made."""

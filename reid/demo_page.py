@@ -1,5 +1,6 @@
-"""The demo's index.html: a summary header, then per query its full name, thumbnails of the ranked gallery (each a
-link to the full image), the rank-list PNG and a table. Every text is HTML-escaped and every link URL-encoded
+"""The demo's index.html: a summary header, then per query its full name, thumbnails of the ranked gallery (copies
+in the output folder's thumbs/, so the folder can be moved or shared; each a link to the full image), the
+rank-list PNG and a table. Every text is HTML-escaped and every link URL-encoded
 (file names may hold '#', '%', '?' or spaces, which a raw href would cut or misread)."""
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class PageRow:
     role: str  # match | negative | ignored | unknown
     role_text: str
     below_threshold: Optional[bool] = None
+    thumb: str = ""  # the copied thumbnail, relative to the page ("" = show the image itself)
 
 
 @dataclass
@@ -35,6 +37,7 @@ class PageEntry:
     ids: str
     rows: List[PageRow] = field(default_factory=list)
     note: str = ""  # e.g. "true match within top-10 (protocol)"
+    thumb: str = ""
 
 
 def href(relative_path: str) -> str:
@@ -58,7 +61,8 @@ def write_demo_page(path: Union[str, Path], title: str, summary: Sequence[Tuple[
         "table{border-collapse:collapse;font-size:13px;margin:6px 0 24px} td,th{padding:2px 8px;"
         "border-bottom:1px solid #ddd;text-align:left} td.num{font-family:monospace;text-align:right}",
         ".strip{display:flex;gap:6px;flex-wrap:wrap;align-items:flex-start}",
-        ".thumb{text-align:center;font-size:11px;width:72px;word-break:break-all}",
+        # words wrap whole ("same" never splits into "s / ame"); only an unbreakable one is cut
+        ".thumb{text-align:center;font-size:11px;width:72px;overflow-wrap:anywhere} .thumb b{white-space:nowrap}",
         ".thumb img{height:128px;width:64px;object-fit:cover;border:4px solid #999;display:block}",
         ".query img{border-color:#285adc} .chip{border:3px solid;padding:0 4px;margin-right:4px;font-size:12px}",
         ".summary td:first-child{font-weight:bold} .ranklist{max-width:100%;margin-top:6px}",
@@ -72,12 +76,13 @@ def write_demo_page(path: Union[str, Path], title: str, summary: Sequence[Tuple[
                     else "") + ".</p>")
     for e in entries:
         parts.append(f"<h2>query: {_escape(e.name)}</h2><p>{_escape(e.ids)} {_escape(e.note)}</p><div class='strip'>")
-        parts.append(f"<div class='thumb query'><a href='{href(e.target)}'><img src='{href(e.target)}' "
+        # thumbnails are the page's own copies (the folder stays whole when moved); the links open the originals
+        parts.append(f"<div class='thumb query'><a href='{href(e.target)}'><img src='{href(e.thumb or e.target)}' "
                      f"alt='query'></a>query</div>")
         for r in e.rows:
             mark = " <b>same</b>" if r.below_threshold else ""
             parts.append(f"<div class='thumb'><a href='{href(r.target)}' title='{_escape(r.label)}'>"
-                         f"<img src='{href(r.target)}' loading='lazy' alt='rank {r.rank}' "
+                         f"<img src='{href(r.thumb or r.target)}' loading='lazy' alt='rank {r.rank}' "
                          f"style='border-color:{ROLE_CSS[r.role]}'></a>#{r.rank} {r.distance:.{decimals}f}{mark}"
                          f"</div>")
         # The strip above already shows the rank list: the PNG (for sharing) is linked, not shown a second time.

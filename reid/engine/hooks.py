@@ -128,7 +128,8 @@ def ranklist_image(trainer: Any, query: Any, gallery: Any) -> None:
 
     rows = [image for _, image in draw_ranklists(query, gallery, trainer.cfg["train"]["ranklist_queries"],
                                                  seed=trainer.cfg["seed"], topk=8,
-                                                 has_cameras=trainer.dataset.has_cameras)]
+                                                 has_cameras=trainer.dataset.has_cameras,
+                                                 camera_base=getattr(trainer.dataset, "camera_base", 1))]
     width = max(r.shape[1] for r in rows)
     canvas = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
                              for r in rows])

@@ -152,7 +152,7 @@ def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, prog
     result.save_json(out_dir / "results.json")
     if options.visualize:
         write_ranklists(query, gallery, out_dir / "ranklists", options.visualize, seed=cfg["seed"],
-                        has_cameras=dataset.has_cameras)
+                        has_cameras=dataset.has_cameras, camera_base=getattr(dataset, "camera_base", 1))
     if options.verification is not None:
         report = write_verification(query, gallery, out_dir, options.verification, metric=test_cfg["metric"],
                                     has_cameras=dataset.has_cameras, query_features=query_features)
@@ -191,10 +191,11 @@ def _query_in_gallery(query: FeatureSet, gallery: FeatureSet) -> np.ndarray:
 
 
 def draw_ranklists(query: FeatureSet, gallery: FeatureSet, count: int, seed: int = 0, topk: int = 10,
-                   has_cameras: bool = True) -> List[Tuple[int, np.ndarray]]:
+                   has_cameras: bool = True, camera_base: int = 1) -> List[Tuple[int, np.ndarray]]:
     """(query index, rank-list image) for `count` seeded queries, ranked as the evaluation ranks them: the
     protocol's own roles (`gallery_roles`) remove junk and same-camera matches, or only the query itself when
-    there are no camera ids."""
+    there are no camera ids. Cameras are labelled c<camid + camera_base> (`ReIDDataset.camera_base`: the file
+    names' numbering, c1-c6 for Market-1501)."""
     from ..evaluation.verification import MATCH, gallery_roles, in_ranking
     from ..visualize import distance_decimals, draw_ranklist
 
@@ -210,20 +211,21 @@ def draw_ranklists(query: FeatureSet, gallery: FeatureSet, count: int, seed: int
         chosen = idx[order]
         drawn.append((q, draw_ranklist(query.paths[q], [gallery.paths[i] for i in chosen], dist,
                                        roles=["match" if role[i] == MATCH else "negative" for i in chosen],
-                                       labels=[f"id {gallery.pids[i]} c{gallery.camids[i]}" if has_cameras
-                                               else f"id {gallery.pids[i]}" for i in chosen],
-                                       query_label=f"id {query.pids[q]} c{query.camids[q]}" if has_cameras
+                                       labels=[f"id {gallery.pids[i]} c{gallery.camids[i] + camera_base}"
+                                               if has_cameras else f"id {gallery.pids[i]}" for i in chosen],
+                                       query_label=f"id {query.pids[q]} c{query.camids[q] + camera_base}"
+                                       if has_cameras
                                        else f"id {query.pids[q]}", decimals=distance_decimals(dist))))
     return drawn
 
 
 def write_ranklists(query: FeatureSet, gallery: FeatureSet, folder: Path, count: int, seed: int = 0,
-                    topk: int = 10, has_cameras: bool = True) -> List[Path]:
+                    topk: int = 10, has_cameras: bool = True, camera_base: int = 1) -> List[Path]:
     """Rank-list PNGs (`draw_ranklists`) written to `folder/query_<index>.png`."""
     from ..visualize import save_image
 
     return [save_image(image, folder / f"query_{q:05d}.png")
-            for q, image in draw_ranklists(query, gallery, count, seed, topk, has_cameras)]
+            for q, image in draw_ranklists(query, gallery, count, seed, topk, has_cameras, camera_base)]
 
 
 def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, far: float, metric: str = "euclidean",

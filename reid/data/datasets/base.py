@@ -26,6 +26,9 @@ class ReIDDataset:
 
     name = "dataset"
     has_cameras = True
+    # Shown as c<camid + camera_base>: adapters store 0-based ids for the file names' c1, c2, ... (Market-1501),
+    # so every rank list says the camera the file name says.
+    camera_base = 1
 
     def __init__(self, train: List[Sample], query: List[Sample], gallery: List[Sample],
                  query_groups: Optional[List[List[str]]] = None) -> None:
