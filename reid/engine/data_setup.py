@@ -65,7 +65,13 @@ def decode_checked(samples: Sequence[Any], split: str, height: int, width: int, 
             "reading it per file" + (" (albumentations pipeline)" if split == "train" else ""))
         return None, check_images(paths)
     if decoded.file is not None:
-        log(f"{split}: {len(decoded)} decoded images at {height}x{width} in {decoded.file}")
+        # the cache can be GBs next to the data (full Market at 256x128: ~3.5 GB): say how big, where, and how to
+        # move or remove it
+        size = decoded.images.nbytes
+        shown = f"{size / 1e9:.1f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+        log(f"{split}: {len(decoded)} decoded images at {height}x{width} in {decoded.file} ({shown}; "
+            f"data.cache_dir=PATH puts the cache elsewhere, data.cache_dir=off keeps it in memory; deleting "
+            f"{decoded.file.parent} only costs a rebuild)")
     prefix = "cannot read image "  # the reason alone, as check_images gives it (the path is listed beside it)
     return decoded, [(paths[i], reason.split(": ", 1)[-1] if reason.startswith(prefix + paths[i]) else reason)
                      for i, reason in bad]

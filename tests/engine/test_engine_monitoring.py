@@ -117,3 +117,12 @@ def test_failure_during_training_is_in_the_log(tiny_market, tmp_path, monkeypatc
         trainer.fit()
     trainer.close()
     assert "training failed: RuntimeError: CUDA out of memory (simulated)" in (run / "train.log").read_text()
+
+
+def test_cache_line_says_its_size_place_and_how_to_move_or_clean_it(logged_run):
+    log = (logged_run / "train.log").read_text()
+    line = next(line for line in log.splitlines() if "decoded images at 64x32" in line)
+    count = int(re.search(r"train: (\d+) decoded", line).group(1))
+    size_mb = count * 64 * 32 * 3 / 1e6
+    assert f"({size_mb:.1f} MB; data.cache_dir=PATH puts the cache elsewhere, data.cache_dir=off keeps it in " \
+           "memory; deleting " in line and ".reid_cache only costs a rebuild)" in line
