@@ -22,6 +22,9 @@ _DATASET = "one dataset trains and evaluates: data.dataset (a name such as marke
 # {key} in a note stands for that key's allowed values (reid.config_schema.choices), filled in when it is shown
 _SCHEDULE = "schedule.name: {schedule.name} (milestones in schedule.milestones)"
 _SIZE = "transforms.height and transforms.width"
+_BACKBONE = ("fast-reid's MODEL.BACKBONE.NAME names a builder (build_resnet_backbone) and MODEL.BACKBONE.DEPTH its "
+             "depth; here one name says both: model.backbone=resnet50 (resnet18/34/50/101, googlenet, inception_v3, "
+             "bn_inception, nin_bn, small, timm/<name>)")
 
 
 def _named(project: str, targets: Mapping[str, str]) -> Dict[str, Tuple[Optional[str], str]]:
@@ -66,6 +69,29 @@ ALIASES: Dict[str, Tuple[Optional[str], str]] = {
     **_alias(None, f"{_SIZE} (train and test share one size)", "input.size_test"),
     **_alias(None, "losses are a list of terms: loss.terms: [{name: softmax}, {name: triplet, weight: 1.0}]",
              "loss.name"),
+    # more names the two projects' configs use (issue 29): the same meaning moves, a different one is explained
+    **_named("torchreid", {"data.save_dir": "output_dir"}),
+    **_named("fast-reid", {
+        "MODEL.BACKBONE.LAST_STRIDE": "model.last_stride", "MODEL.HEADS.EMBEDDING_DIM": "model.embedding_dim",
+        "SOLVER.CHECKPOINT_PERIOD": "train.checkpoint_every", "SOLVER.AMP.ENABLED": "train.amp",
+        "OUTPUT_DIR": "output_dir"}),
+    **_alias(None, _BACKBONE, "model.backbone.name", "model.backbone.depth"),
+    **_alias(None, "model.pretrained: imagenet (torchvision's or timm's weights), none, or a state-dict file",
+             "model.backbone.pretrain", "model.backbone.pretrain_path"),
+    **_alias(None, "set by the dataset: the classifier has one output per training identity",
+             "model.heads.num_classes"),
+    **_alias(None, "torchreid's train.fixbase_epoch / train.open_layers train only the new layers for the first "
+             "epochs; here every layer trains from the first step (schedule.warmup_epochs ramps the learning rate "
+             "up instead)", "train.fixbase_epoch", "train.open_layers"),
+    **_alias(None, "a run continues with --resume (from its checkpoint.pth), not from a start epoch",
+             "train.start_epoch"),
+    **_alias(None, "loss options sit in the term: loss.terms: [{name: softmax, label_smoothing: 0.1}]",
+             "loss.softmax.label_smooth"),
+    **_alias(None, "loss options sit in the term: loss.terms: [{name: triplet, margin: 0.3}]",
+             "loss.triplet.margin", "loss.triplet.weight_t", "loss.triplet.weight_x"),
+    **_alias(None, "rank lists: reid-test --visualize N (PNGs of N queries)", "test.visrank"),
+    **_alias(None, "evaluation alone is its own command: reid-test --checkpoint runs/<run>/best.pth",
+             "test.evaluate", "test.eval_only"),
 }
 
 
