@@ -28,7 +28,7 @@ from ..checkpoint import (CheckpointError, capture_rng_states, load_checkpoint, 
 from .run_folder import RunLock, clear_previous_run, is_main_rank
 from .hooks import Hook, default_hooks
 from .monitor import Monitor, StepTimer, head_accuracy
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, steps_per_iteration
 
 RUN_FILES = ("checkpoint.pth", "best.pth", "config.yaml")
 
@@ -91,6 +91,7 @@ class Trainer:
         self.rank, self.world = distributed.rank(), distributed.world_size()
         torch.manual_seed(cfg["seed"])
         np.random.seed(cfg["seed"])
+        torch.set_flush_denormal(bool(cfg["train"]["flush_denormal"]))
 
         self.dataset = build_dataset_from_config(cfg)  # before the Monitor: a missing dataset leaves no run folder
         _check_identities(cfg, self.dataset.num_train_pids, self.world)  # before the split is decoded
@@ -117,7 +118,9 @@ class Trainer:
         self.teacher = self._build_teacher()
         self.losses = build_losses_from_config(cfg, self.num_classes, self.model, self.teacher).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg["optim"], self.losses.loss_parameters())
-        self.scheduler = build_scheduler(self.optimizer, cfg["schedule"], cfg["train"]["epochs"])
+        self.lr_per_iteration = steps_per_iteration(cfg["schedule"])
+        self.scheduler = build_scheduler(self.optimizer, cfg["schedule"], cfg["train"]["epochs"],
+                                         self.loader.batches.per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.net = self.model
         if distributed.is_distributed():
@@ -222,7 +225,8 @@ class Trainer:
             for epoch in range(self.start_epoch, epochs):
                 start_batch = self.start_batch if epoch == self.start_epoch else 0
                 self._train_epoch(epoch, start_batch)
-                self.scheduler.step()
+                if not self.lr_per_iteration:
+                    self.scheduler.step()
                 if (epoch + 1) % cfg["train"]["checkpoint_every"] == 0 or epoch + 1 == epochs:
                     self.save(epoch + 1, 0)
                 for hook in self.hooks:
@@ -258,7 +262,10 @@ class Trainer:
         self.monitor.clock.start_epoch()
         timer = StepTimer(bar)
         for batch in timer:
+            lr = self.optimizer.param_groups[0]["lr"]  # the lr this step runs at
             terms = self._step(batch, epoch, batch_index)
+            if self.lr_per_iteration:
+                self.scheduler.step()
             batch_index += 1
             self.global_step += 1
             for name, value in terms.items():
