@@ -40,6 +40,8 @@ setup(
         "torch>=2.4",
         "torchvision>=0.19",
         "opencv-python-headless",
+        # libjpeg-turbo with strict=True: a JPEG damaged in the middle is an error, not grey rows (reid.data.image_io)
+        "simplejpeg",
         "albumentations>=2.0",
         "numpy",
         "scipy",

@@ -71,3 +71,39 @@ def test_csv_with_a_utf8_byte_order_mark_is_read(tmp_path):
     _own_csv(tmp_path, BASE_ROWS, bom=True)  # Excel's "CSV UTF-8"; before: "missing column(s) path"
     ds = build_dataset("csv", str(tmp_path))
     assert (len(ds.train), len(ds.query), len(ds.gallery)) == (2, 1, 1)
+
+
+def _jpeg_pair(folder: Path):
+    """good.jpg, middle.jpg (40 bytes of its compressed data zeroed, end marker intact) and tail.jpg (good.jpg with
+    bytes after its end marker, as phone cameras write)."""
+    import cv2
+    import numpy as np
+
+    image = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 255, (64, 32, 3), dtype=np.uint8), (5, 5), 0)
+    data = cv2.imencode(".jpg", image)[1].tobytes()
+    start = data.index(b"\xff\xda")  # start of scan: the compressed pixels follow
+    middle = bytearray(data)
+    at = (start + len(data)) // 2
+    middle[at:at + 40] = bytes(40)
+    (folder / "good.jpg").write_bytes(data)
+    (folder / "middle.jpg").write_bytes(bytes(middle))
+    (folder / "tail.jpg").write_bytes(data + b"\x00MakerNote trailer\xff\xd8 appended by a camera" * 4)
+    return [folder / n for n in ("good.jpg", "middle.jpg", "tail.jpg")]
+
+
+def test_jpeg_damaged_in_the_middle_is_found_and_bytes_after_its_end_are_accepted(tmp_path):
+    import cv2
+    import numpy as np
+
+    from reid.data.image_io import ImageReadError, check_images, read_image
+
+    good, middle, tail = _jpeg_pair(tmp_path)
+    assert middle.read_bytes().endswith(b"\xff\xd9")  # no marker check can see this damage
+    assert cv2.imread(str(middle)) is not None  # OpenCV decodes it silently: what this test guards against
+    before = {p: p.read_bytes() for p in (good, middle, tail)}
+    with pytest.raises(ImageReadError, match=rf"{middle.name}: damaged JPEG \(libjpeg: Corrupt JPEG data"):
+        read_image(middle)
+    assert np.array_equal(read_image(tail), read_image(good))
+    bad = check_images([good, middle, tail])
+    assert [(Path(p).name, r.split(" (")[0]) for p, r in bad] == [("middle.jpg", "damaged JPEG")]
+    assert {p: p.read_bytes() for p in (good, middle, tail)} == before
