@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .utils import atomic_path
+from .utils.atomic import WriteRecorder
 
 PathLike = Union[str, Path]
 
@@ -64,8 +65,14 @@ def save_checkpoint(state: Mapping[str, Any], path: PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path.parent)
-    with atomic_path(path) as tmp:  # named as remove_stale_temp_files expects; readable as the umask allows
-        torch.save(dict(state), tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # named as remove_stale_temp_files expects
+        writer = WriteRecorder(handle)
+        try:
+            torch.save(dict(state), writer)
+        except RuntimeError:
+            if writer.error is not None:  # a full disk, which torch reports as "unexpected pos": say so
+                raise writer.error from None
+            raise
     return path
 
 

@@ -7,13 +7,74 @@ to everyone else. The mode given is the one `open()` would have given: 0o666 & ~
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Optional, Union
 
 PathLike = Union[str, Path]
+
+# The write errors that mean "no room": a full device, a quota, the file-size limit (`ulimit -f`, RLIMIT_FSIZE)
+NO_ROOM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+           errno.EFBIG: "file-size limit reached (ulimit -f)"}
+
+
+class DiskFullError(OSError):
+    """A write that ran out of room; the message names the file, the free space and about how much is needed."""
+
+    def __str__(self) -> str:  # the sentence alone: OSError's "[Errno 27] " prefix means nothing to a user
+        return str(self.strerror)
+
+
+class WriteRecorder:
+    """A binary file wrapper that remembers the `OSError` of a failed `write`.
+
+    Some writers hide it: `torch.save`'s zip writer reports a full disk as a RuntimeError ("unexpected pos"),
+    with no errno; the recorded error lets the caller say what actually happened.
+    """
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.error: Optional[OSError] = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+def _no_room(path: Path, tmp: Path, exc: OSError) -> DiskFullError:
+    """The one-line error for `exc` (a `NO_ROOM` errno) while writing `path` through `tmp`."""
+    written = tmp.stat().st_size if tmp.exists() else 0
+    previous = path.stat().st_size if path.is_file() else 0
+    # the failed write stopped at `written`; a file of this name written before is the better estimate
+    needed = (f"about {_megabytes(previous)} (the previous file's size)" if previous > written
+              else f"more than the {_megabytes(written)} written when it failed")
+    free = shutil.disk_usage(path.parent).free
+    reason = NO_ROOM[exc.errno]
+    if exc.errno == errno.EFBIG:
+        try:
+            import resource  # POSIX only
+        except ImportError:
+            resource = None
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+        if resource and limit != resource.RLIM_INFINITY:
+            reason += f", {_megabytes(limit)} per file"
+    kept = f"the previous {path.name} is untouched" if path.exists() else f"no {path.name} was written"
+    return DiskFullError(exc.errno, f"cannot write {path}: {reason}; {_megabytes(free)} free in {path.parent}, "
+                                    f"{needed} needed; {kept}, and no temporary file is left")
 
 
 def current_umask() -> int:
@@ -64,7 +125,8 @@ def atomic_path(path: PathLike, *, prefix: Optional[str] = None, suffix: Optiona
     """Yield a temporary sibling of `path` for any writer (torch.save, np.save, cv2.imwrite, savefig, ...).
 
     When the block succeeds the file is fsynced, given the umask's mode and renamed to `path`; when it fails the
-    temporary file is removed and `path` is untouched. The default name `.<name>.<random>.tmp<pid>` is the one
+    temporary file is removed and `path` is untouched; a write that runs out of room (full disk, quota,
+    `ulimit -f`) becomes one `DiskFullError` naming the file, the free space and the space needed. The default name `.<name>.<random>.tmp<pid>` is the one
     `reid.checkpoint.remove_stale_temp_files` recognises; `keep_extension` appends `path`'s extension for writers
     that pick the format from it (OpenCV, matplotlib).
     """
@@ -77,10 +139,15 @@ def atomic_path(path: PathLike, *, prefix: Optional[str] = None, suffix: Optiona
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
-        if fsync:
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
+        try:
+            yield tmp
+            if fsync:
+                with open(tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+        except OSError as exc:
+            if exc.errno in NO_ROOM and not isinstance(exc, DiskFullError):
+                raise _no_room(path, tmp, exc) from None
+            raise
         os.chmod(tmp, public_mode())
         os.replace(tmp, path)
     finally:

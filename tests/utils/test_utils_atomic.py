@@ -122,3 +122,38 @@ def test_bad_mode_is_refused():
 def test_install_hint_names_the_free_distribution_not_the_registrys_reid():
     hint = install_hint("faiss")
     assert hint == "pip install 'reid-toolkit[faiss]' (from a checkout: pip install -e \".[faiss]\")"
+
+
+_FULL_DISK = r"""
+import resource, sys, torch
+from reid.checkpoint import save_checkpoint
+from reid.utils.atomic import DiskFullError, atomic_write
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))  # what `ulimit -f` does: EFBIG past 300 kB
+try:
+    {write}
+except DiskFullError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("name, write", [
+    ("checkpoint.pth", "save_checkpoint({'model': {'w': torch.zeros(200_000)}}, sys.argv[1])"),
+    ("results.json", "with atomic_write(sys.argv[1]) as fh: fh.write('x' * 1_000_000)"),
+])
+def test_full_disk_is_one_error_naming_the_file_and_space_and_keeps_the_previous_file(tmp_path, name, write):
+    """Issue 28 item 10: `ulimit -f` in a subprocess stands in for a full disk (the same write error path)."""
+    import subprocess
+    import sys
+
+    target = tmp_path / name
+    target.write_bytes(b"previous epoch")
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK.format(write=write), str(target)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    message = proc.stdout.strip()
+    assert "\n" not in message and proc.stderr == ""
+    assert message.startswith(f"cannot write {target}: file-size limit reached (ulimit -f), 0.3 MB")
+    assert " MB free in " in message and "needed" in message and f"the previous {name} is untouched" in message
+    assert target.read_bytes() == b"previous epoch"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
