@@ -66,18 +66,18 @@ setup(
         "imagenet": ["timm>=0.9", *IMAGENET_WHEELS],
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         "bench": ["scikit-learn", "psutil"],
-        "faiss": ["faiss-cpu"],  # optional search backend (reid.search_backends)
+        "faiss": ["faiss-cpu"],  # optional search backend (reid.inference.search_backends)
         # verification.png and other figures: matplotlib when present (an OpenCV drawing otherwise)
         "plot": ["matplotlib"],
     },
     entry_points={
         "console_scripts": [
-            "reid-train=reid.cli:train_main",
-            "reid-test=reid.cli:test_main",
-            "reid-demo=reid.cli:demo_main",
-            "reid-evaluate=reid.cli_evaluate:main",
-            "reid-export=reid.cli_export:main",
-            "reid-dataset=reid.cli_dataset:main",
+            "reid-train=reid.cli.commands:train_main",
+            "reid-test=reid.cli.commands:test_main",
+            "reid-demo=reid.cli.commands:demo_main",
+            "reid-evaluate=reid.cli.evaluate:main",
+            "reid-export=reid.cli.export:main",
+            "reid-dataset=reid.cli.dataset:main",
         ]
     },
 )

@@ -11,7 +11,7 @@ meaningless here: in 2048-d they have no near neighbours, and no index beats a s
 
 Measured: IVF training and adding time; per-query latency searching one query at a time (what an interactive
 search sees) and in one batch, each including the exact float64 re-ordering of the candidates that `reid.search`
-does; recall@10 against the exact top-10 (reid.search_backends' definition: float64 distances, ties by index);
+does; recall@10 against the exact top-10 (reid.inference.search_backends: float64 distances, ties by index);
 memory: the index (fp16 codes, ids, centroids), the fp16 gallery kept for the exact re-ordering, peak RSS.
 Needs faiss: pip install 'reid[faiss]'. Time it on an idle machine: on a shared one every figure inflates (a
 100k x 2048 run on 2 cores at load 7 measured ~60 ms/query, several times its idle figure).
@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reid.search_backends import FaissIndex, import_faiss, refine  # noqa: E402
+from reid.inference.search_backends import FaissIndex, import_faiss, refine  # noqa: E402
 
 
 def synthetic_gallery(n: int, dim: int, per_id: int, noise: float, seed: int, chunk: int = 65536) -> np.ndarray:

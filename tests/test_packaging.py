@@ -73,7 +73,7 @@ def test_wheel_holds_configs_and_license(installed):
 
 def test_console_scripts_run_from_the_wheel(installed, tmp_path):
     bin_dir, _, env = installed
-    where = _run(bin_dir / "python", "-c", "import reid, reid.config_names as c; "
+    where = _run(bin_dir / "python", "-c", "import reid, reid.config.names as c; "
                  "print(reid.__file__); print(c.packaged_configs_dir())", cwd=tmp_path, env=env).stdout.split()
     venv = bin_dir.parent.resolve()
     assert all(Path(p).resolve().is_relative_to(venv) for p in where), where  # not the checkout

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate features computed elsewhere: `reid-evaluate` once installed (the code is reid/cli_evaluate.py).
+"""Evaluate features computed elsewhere: `reid-evaluate` once installed (the code is reid/cli/evaluate.py).
 
     python tools/evaluate.py --query Q.npz --gallery G.npz [--distractors D.npz] [--rerank] [--json OUT]
 """
@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from reid.cli_evaluate import InputError, check_output, load, main  # noqa: E402,F401 (kept importable from here)
+from reid.cli.evaluate import InputError, check_output, load, main  # noqa: E402,F401 (kept importable from here)
 
 if __name__ == "__main__":
     sys.exit(main())

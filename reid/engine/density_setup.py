@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 
-from ..progress import progress
+from ..utils.progress import progress
 from ..checkpoint import CheckpointError, load_checkpoint, load_model_state
 
 START, CONSTANT = "start", "constant"

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..progress import progress as progress_bar
+from ..utils.progress import progress as progress_bar
 from . import distributed
 
 

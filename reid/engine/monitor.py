@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Ty
 import numpy as np
 import torch
 
-from ..progress import format_seconds
+from ..utils.progress import format_seconds
 from . import distributed
 
 T = TypeVar("T")

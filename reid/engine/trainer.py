@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, resume_conflicts, save_config
-from ..progress import format_seconds, progress as progress_bar
+from ..utils.progress import format_seconds, progress as progress_bar
 from . import distributed
 from ..builders import (build_dataset_from_config, build_losses_from_config, build_model_from_config,
                        resolve_device, train_samples)

@@ -6,7 +6,7 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-from ..config_schema import CHOICES
+from ..config.schema import CHOICES
 
 METRICS = CHOICES["test.metric"]  # the distances the evaluation implements (the config's test.metric values)
 

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Tuple
 import numpy as np
 import torch
 
+from ..utils.optional import import_faiss
 from ._compiled import match_torch_threads, njit, numba
 from .distance import pairwise_distance, squared_norms
 
@@ -92,17 +93,6 @@ def _symmetric_blocks(x: torch.Tensor, chunk: int) -> Iterator[Tuple[Span, Span,
             yield (s, e), (t, f), d
 
 
-def _import_faiss() -> Any:
-    from ..utils import install_hint
-    from ..search_backends import import_faiss  # faiss only when asked for: it is an optional extra
-
-    try:
-        return import_faiss()
-    except ImportError:
-        raise ImportError(f"re-ranking with knn_backend='faiss' needs faiss: {install_hint('faiss')} "
-                          "(or pip install faiss-cpu)") from None
-
-
 def widen_crowded(x: torch.Tensor, cand: np.ndarray, dist: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:
     """Candidates (N, m) with float32 distances `dist` (ascending) -> candidates holding the true k nearest.
 
@@ -139,7 +129,7 @@ def widen_crowded(x: torch.Tensor, cand: np.ndarray, dist: np.ndarray, k: int, c
 def faiss_candidates(x: torch.Tensor, k: int, extra: int = 8) -> np.ndarray:
     """(N, >= k) candidate neighbours of every row (-1 pads) from an exact flat faiss index over the rows
     themselves, `extra` more than k (faiss orders near-ties by its own float32 rounding), crowded rows widened."""
-    faiss = _import_faiss()
+    faiss = import_faiss("re-ranking with knn_backend='faiss'")  # faiss only when asked for: an optional extra
     data = np.ascontiguousarray(x.detach().float().cpu().numpy())
     index = faiss.IndexFlatL2(data.shape[1])
     index.add(data)

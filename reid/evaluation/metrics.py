@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 import torch
 
-from ..config_schema import CHOICES
+from ..config.schema import CHOICES
 from .rank_count import MAX_WIDTH, count_block
 
 JUNK = -1

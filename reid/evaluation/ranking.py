@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..config_schema import CHOICES
+from ..config.schema import CHOICES
 from .distance import check_features, distance_matrix, paired_distance, pairwise_distance, squared_norms
 from .metrics import RankAccumulator, count_ranks, expected
 from .protocols import single_shot_galleries

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reid.config import ConfigError, load_config, save_config
-from reid.config_schema import CHOICES
+from reid.config.schema import CHOICES
 from reid.engine.trainer import Trainer, _check_run, needs_positives
 from reid.losses import LOSSES, ReIDLoss, build_loss
 
@@ -91,7 +91,7 @@ def test_trainer_keeps_no_loss_name_list():
 
 def test_demo_backend_choices_are_the_search_backends():
     from reid.demo import build_parser
-    from reid.search_backends import BACKENDS, FAISS_KINDS
+    from reid.inference.search_backends import BACKENDS, FAISS_KINDS
 
     action = next(a for a in build_parser()._actions if a.dest == "backend")
     assert tuple(action.choices) == BACKENDS == ("exact", *FAISS_KINDS)
@@ -143,5 +143,5 @@ def test_evaluation_reads_the_schema_without_the_engine():
     for path in sorted((REID / "evaluation").glob("*.py")):
         bad = {n for n in _imports(path) if n.startswith(("reid.engine", "..engine"))}
         assert not bad, f"{path.name} imports {bad}"
-    schema = _imports(REID / "config_schema.py")
+    schema = _imports(REID / "config" / "schema.py")
     assert not {n for n in schema if n.split(".")[0] in ("torch", "numpy")}, schema

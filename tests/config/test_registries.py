@@ -10,7 +10,7 @@ from torch import nn
 from reid import cli
 from reid.builders import build_model_from_config
 from reid.config import ConfigError, load_config
-from reid.config_schema import CHOICES, DEFAULTS, REGISTERED, choices, registry
+from reid.config.schema import CHOICES, DEFAULTS, REGISTERED, choices, registry
 from reid.engine.optim import OPTIMIZERS, SCHEDULES, build_optimizer, lr_factor_fn
 from reid.models import CLASSIFIERS, POOLINGS
 

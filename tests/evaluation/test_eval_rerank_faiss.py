@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from reid.evaluation import evaluate, iter_rerank_chunks, k_reciprocal_rerank, knn
-from reid.search_backends import faiss_available
+from reid.inference.search_backends import faiss_available
 
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install 'reid-toolkit[faiss]')")
 

@@ -27,8 +27,8 @@ def test_evaluate_lives_in_its_module_and_is_re_exported():
 
 
 def _old_exact_search(query, gallery, k, extra=8, chunk=256):
-    """reid.search_backends.exact_search before it called the evaluation's distance (its own float32 formula)."""
-    from reid.search_backends import refine
+    """reid.inference.search_backends.exact_search before it called the evaluation's distance (own float32 formula)."""
+    from reid.inference.search_backends import refine
 
     q, g = query.float(), gallery.float()
     g_sq = g.pow(2).sum(1)
@@ -51,7 +51,7 @@ def _old_exact_search(query, gallery, k, extra=8, chunk=256):
 
 @pytest.mark.parametrize("nq,ng,d,k", [(5, 40, 8, 10), (37, 600, 256, 10), (300, 900, 2048, 20), (3, 12, 16, 50)])
 def test_exact_search_results_unchanged(nq, ng, d, k):
-    from reid.search_backends import exact_search
+    from reid.inference.search_backends import exact_search
 
     q, g = _features(nq, d, nq), _features(ng, d, ng + 1)
     g[5] = g[2]  # ties: the earlier gallery item first
@@ -64,7 +64,7 @@ def test_exact_search_results_unchanged(nq, ng, d, k):
 
 def test_exact_search_candidates_come_from_the_evaluation_distance(monkeypatch):
     from reid.evaluation import distance
-    from reid.search_backends import exact_search
+    from reid.inference.search_backends import exact_search
 
     calls = []
     real = distance.pairwise_distance

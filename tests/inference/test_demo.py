@@ -377,7 +377,7 @@ def test_backend_problems_are_refused_before_anything_is_written(case, tiny_chec
 
 
 def test_feature_cache_compacts_once_dead_rows_outnumber_live_ones(tmp_path, capsys):
-    from reid.demo_cache import FeatureCache
+    from reid.demo.cache import FeatureCache
 
     cache = FeatureCache(tmp_path, key="k1")
     assert cache.load() == {}

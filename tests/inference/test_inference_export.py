@@ -76,7 +76,7 @@ def test_search_with_rerank_returns_topk(tiny_checkpoint):
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
 def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path):
-    from reid.export import export_onnx, verify_onnx
+    from reid.inference.export import export_onnx, verify_onnx
 
     path = export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
     diff, batches = verify_onnx(tiny_checkpoint, path, batch_sizes=(1, 4))
@@ -94,7 +94,7 @@ def test_onnx_metadata_preprocessing_reproduces_the_pytorch_pipeline(tiny_checkp
     import onnxruntime as ort
 
     from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-    from reid.export import export_onnx, preprocess, read_preprocessing
+    from reid.inference.export import export_onnx, preprocess, read_preprocessing
 
     path = export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
     spec = read_preprocessing(path)  # everything below uses the .onnx file alone

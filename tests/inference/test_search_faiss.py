@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reid.inference import search
-from reid.search_backends import FaissIndex, faiss_available, import_faiss
+from reid.inference.search_backends import FaissIndex, faiss_available, import_faiss
 
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install 'reid-toolkit[faiss]')")
 
@@ -84,7 +84,7 @@ def test_faiss_ivf_recall_against_exact_and_prebuilt_index():
 
 @needs_faiss
 def test_faiss_hnsw_over_pca_recall_against_exact():
-    from reid.search_backends import exact_search
+    from reid.inference.search_backends import exact_search
 
     gen = torch.Generator().manual_seed(3)
     centres = torch.randn(300, 128, generator=gen)

@@ -56,7 +56,7 @@ def test_dataset_summary_cli(tiny_market, tmp_path):
     assert missing.returncode == 2 and "datasets/README.md" in missing.stderr
 
 
-# ---------------------------------------------------------------- progress output (reid.progress)
+# ---------------------------------------------------------------- progress output (reid.utils.progress)
 class _Stream(io.StringIO):
     def __init__(self, tty: bool) -> None:
         super().__init__()
@@ -67,7 +67,7 @@ class _Stream(io.StringIO):
 
 
 def test_progress_writes_eta_lines_not_bars_when_redirected():
-    from reid.progress import Progress
+    from reid.utils.progress import Progress
 
     ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later (start, 10 items, the end)
     stream = _Stream(tty=False)
@@ -81,7 +81,7 @@ def test_progress_writes_eta_lines_not_bars_when_redirected():
 
 
 def test_progress_short_loops_are_silent_bars_only_on_a_terminal_disabled_is_silent():
-    from reid.progress import progress
+    from reid.utils.progress import progress
 
     quiet = _Stream(tty=False)
     assert list(progress(range(5), "query", stream=quiet)) == list(range(5))

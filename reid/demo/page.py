@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
-from .utils import atomic_write
+from ..utils import atomic_write
 
 ROLE_CSS = {"match": "#28aa28", "negative": "#dc2828", "ignored": "#eba014", "unknown": "#969696"}
 

@@ -19,30 +19,12 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from ..utils.optional import faiss_available, import_faiss  # noqa: F401 (re-exported: reid.search's backends)
+
 # The search backends (`reid.search`, the demo's --backend): "exact" (torch) and one per FaissIndex kind.
 FAISS_KINDS = {"faiss": "flat", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}
 BACKENDS = ("exact", *FAISS_KINDS)
 ArrayLike = Union[np.ndarray, torch.Tensor]
-
-
-def import_faiss() -> Any:
-    """The faiss module, or one clear error saying which extra installs it."""
-    try:
-        import faiss
-    except ImportError:
-        from .utils import install_hint
-
-        raise ImportError(f"the faiss search backend needs faiss: {install_hint('faiss')} "
-                          "(or pip install faiss-cpu)") from None
-    return faiss
-
-
-def faiss_available() -> bool:
-    try:
-        import_faiss()
-    except ImportError:
-        return False
-    return True
 
 
 def _as_numpy(x: ArrayLike) -> np.ndarray:
@@ -71,7 +53,7 @@ def exact_search(query: torch.Tensor, gallery: torch.Tensor, k: int, extra: int 
                  chunk: int = 256) -> Tuple[np.ndarray, np.ndarray]:
     """Exact top-k: float32 candidates (every item within the (k + extra)-th distance, so ties are all kept) from
     the evaluation's distance (`reid.evaluation.distance.pairwise_distance`), then the float64 order."""
-    from .evaluation.distance import pairwise_distance, squared_norms
+    from ..evaluation.distance import pairwise_distance, squared_norms
 
     q, g = query.float(), gallery.float()
     g_sq = squared_norms(g)

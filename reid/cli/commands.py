@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .config_schema import CHOICES  # the test options' values (light: no torch, no yaml)
+from ..config.schema import CHOICES  # the test options' values (light: no torch, no yaml)
 
-# A packaged config name (reid/configs in a wheel, configs/ in a checkout): resolved by reid.config_names.
+# A packaged config name (reid/configs in a wheel, configs/ in a checkout): resolved by reid.config.names.
 DEFAULT_CONFIG = "synthetic_quick"
 
 # Errors a user can fix: reported in one line, without a traceback.
@@ -19,15 +19,15 @@ _USER_ERRORS: tuple = ()
 def _user_errors() -> tuple:
     global _USER_ERRORS
     if not _USER_ERRORS:
-        from .config import ConfigError
-        from .builders import MissingDatasetError
-        from .checkpoint import CheckpointError
+        from ..config.loading import ConfigError
+        from ..builders import MissingDatasetError
+        from ..checkpoint import CheckpointError
 
         errors: List[type] = [ConfigError, MissingDatasetError, CheckpointError]
         try:
-            from .data.datasets.base import DatasetError
-            from .data.image_io import ImageReadError
-            from .models.weights import WeightsError
+            from ..data.datasets.base import DatasetError
+            from ..data.image_io import ImageReadError
+            from ..models.weights import WeightsError
 
             errors += [DatasetError, ImageReadError, WeightsError]
         except ImportError:  # pragma: no cover - data layer always present in a full install
@@ -77,7 +77,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     """`reid-train`: returns the process exit code (0 ok, 1 diverged, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
     args = build_train_parser().parse_args(argv)
 
-    from .config import load_config
+    from ..config.loading import load_config
 
     if _blank_config(args.config):
         return _fail(_blank_config(args.config))
@@ -86,7 +86,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         if args.print_config:
             _print_config(cfg)
             return 0
-        from .engine.trainer import Trainer, TrainingDiverged, TrainingInterrupted
+        from ..engine.trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
         trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     except _user_errors() as exc:
@@ -100,7 +100,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(str(exc), 1)
     finally:
         trainer.close()
-    from .engine import distributed
+    from ..engine import distributed
 
     if distributed.is_main_process():
         if result is not None:
@@ -157,11 +157,11 @@ def build_test_parser() -> argparse.ArgumentParser:
 
 def load_test_config(config: Optional[str], checkpoint: str, overrides: Sequence[str]) -> Dict[str, Any]:
     """`config` resolved with `overrides`, or without it the config the checkpoint stores."""
-    from .config import load_config
+    from ..config.loading import load_config
 
     if config is not None:
         return load_config(config, overrides)
-    from .checkpoint import CheckpointError, load_checkpoint
+    from ..checkpoint import CheckpointError, load_checkpoint
 
     stored = load_checkpoint(checkpoint).get("config")
     if not isinstance(stored, Mapping):
@@ -192,7 +192,7 @@ def resolve_run_paths(stored: Mapping[str, Any], checkpoint: str) -> Dict[str, A
     root = data.get("root") if isinstance(data, Mapping) else None
     if not isinstance(root, str) or not root or Path(root).is_absolute():
         return dict(stored)
-    from .config import ConfigError
+    from ..config.loading import ConfigError
 
     origin = run_origin(stored, checkpoint)
     here = Path(root).resolve()
@@ -229,7 +229,7 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
     """`reid-test`: returns the process exit code (0 ok, 2 bad input)."""
     args = build_test_parser().parse_args(argv)
 
-    from .engine.tester import TestOptions, resolve_test_config, run_test
+    from ..engine.tester import TestOptions, resolve_test_config, run_test
 
     if _blank_config(args.config):
         return _fail(_blank_config(args.config))
@@ -273,13 +273,13 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def build_demo_parser() -> argparse.ArgumentParser:
-    from .demo import build_parser  # the demo owns its options (reid/demo.py)
+    from ..demo.run import build_parser  # the demo owns its options (reid/demo/run.py)
 
     return build_parser()
 
 
 def demo_main(argv: Optional[Sequence[str]] = None) -> int:
     """`reid-demo`: returns the process exit code (0 ok, 2 bad input)."""
-    from .demo import main
+    from ..demo.run import main
 
     return main(argv)

@@ -1,6 +1,6 @@
 """Search a folder of person crops with a trained model (tools/demo.py, reid-demo).
 
-Gallery features are cached in the output folder (`reid.demo_cache`: append-only, keyed by the checkpoint's content
+Gallery features are cached in the output folder (`reid.demo.cache`: append-only, keyed by the checkpoint's content
 and each file's path, size and modification time): a second run extracts only new or changed images, and an
 interrupted run keeps every chunk it finished.
 
@@ -26,11 +26,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .demo_cache import FeatureCache
-from .demo_output import THUMBS, DemoError, OutputFolder, check_output, copies_of, inside, write_thumbnail
-from .inference import FeatureExtractor, list_images, search
-from .search_backends import BACKENDS
-from .utils import install_hint
+from .cache import FeatureCache
+from .output import THUMBS, DemoError, OutputFolder, check_output, copies_of, inside, write_thumbnail
+from ..inference.extractor import FeatureExtractor, list_images, search
+from ..inference.search_backends import BACKENDS
+from ..utils import install_hint
 
 NAME_PATTERN = re.compile(r"^(-1|\d{4})_c(\d+)")  # Market-1501 style names carry person and camera ids
 UNKNOWN_ID = -3  # an unparsable gallery name: neither junk (-1) nor anyone's id
@@ -61,8 +61,8 @@ def checkpoint_key(checkpoint: Path, flip: bool) -> str:
 def index_gallery(extractor: FeatureExtractor, files: Sequence[Path], cache_folder: Path, key: str,
                   chunk: int = 256, show_progress: bool = False, source: str = "") -> GalleryIndex:
     """Embed every gallery file, reusing cached features of unchanged files; new rows are appended per chunk."""
-    from .data.loader import ImageReadError, read_image
-    from .progress import progress
+    from ..data.loader import ImageReadError, read_image
+    from ..utils.progress import progress
 
     cache = FeatureCache(cache_folder, key)
     cached = cache.load()
@@ -119,7 +119,7 @@ def _threshold(value: Optional[str], rerank: bool) -> Optional[float]:
         return float(value)
     except ValueError:
         pass
-    from .evaluation.verification import load_threshold
+    from ..evaluation.verification import load_threshold
 
     try:
         threshold, metric = load_threshold(value)
@@ -133,7 +133,7 @@ def _threshold(value: Optional[str], rerank: bool) -> Optional[float]:
 
 def _check_backend(backend: str, rerank: bool) -> None:
     # before the output folder exists: a search that cannot run must not leave a half-made folder behind
-    from .search_backends import import_faiss
+    from ..inference.search_backends import import_faiss
 
     if backend not in BACKENDS:
         raise DemoError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -149,7 +149,7 @@ def _check_backend(backend: str, rerank: bool) -> None:
 def _roles(queries: Sequence[str], gallery_paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], bool]:
     """Per query, the protocol role of every gallery item (None when the query's name carries no ids); and whether
     every gallery name carries ids (only then is a top-k accuracy meaningful)."""
-    from .evaluation.verification import gallery_roles
+    from ..evaluation.verification import gallery_roles
 
     parsed = [parse_ids(p) for p in gallery_paths]
     g_pids = np.array([p[0] if p else UNKNOWN_ID for p in parsed])
@@ -173,12 +173,12 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
     """Rank the gallery for each query; print tables, write a PNG rank list per query and one HTML page.
 
     `progress`: while the gallery is indexed, a bar on a terminal, an occasional plain line with an ETA in a log
-    (`reid.progress`).
+    (`reid.utils.progress`).
     """
-    from .data.loader import ImageReadError, read_image
-    from .demo_page import PageEntry, PageRow, write_demo_page
-    from .evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES, SAME_CAMERA, SELF, in_ranking
-    from .visualize import distance_decimals, draw_ranklist, save_image
+    from ..data.loader import ImageReadError, read_image
+    from .page import PageEntry, PageRow, write_demo_page
+    from ..evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES, SAME_CAMERA, SELF, in_ranking
+    from ..visualize import distance_decimals, draw_ranklist, save_image
 
     ckpt, gallery_dir, out_dir = Path(checkpoint), Path(gallery), Path(out)
     if not ckpt.is_file():

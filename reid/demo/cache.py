@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .utils import atomic_path
+from ..utils import atomic_path
 
 MANIFEST, FEATURES = "gallery_cache.jsonl", "gallery_cache.f32"
 FORMAT, VERSION = "reid-demo-gallery-cache", 1

@@ -16,10 +16,12 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .schema import DEFAULTS, OPEN_SECTIONS, ConfigError, choices
+
 _BATCH = ("the training batch is data.p identities x data.k images each (batch size = p x k, e.g. data.p=16 "
           "data.k=4 for 64 images); the evaluation batch is data.test_batch_size")
 _DATASET = "one dataset trains and evaluates: data.dataset (a name such as market1501; see reid.data.DATASETS)"
-# {key} in a note stands for that key's allowed values (reid.config_schema.choices), filled in when it is shown
+# {key} in a note stands for that key's allowed values (reid.config.schema.choices), filled in when it is shown
 _SCHEDULE = "schedule.name: {schedule.name} (milestones in schedule.milestones)"
 _SIZE = "transforms.height and transforms.width"
 _BACKBONE = ("fast-reid's MODEL.BACKBONE.NAME names a builder (build_resnet_backbone) and MODEL.BACKBONE.DEPTH its "
@@ -97,9 +99,6 @@ ALIASES: Dict[str, Tuple[Optional[str], str]] = {
 
 def _no_equivalent(key: str, source: str, note: str) -> Exception:
     """The error for an alias that has no canonical key: the note, with {config.key} replaced by its choices."""
-    from .config import ConfigError
-    from .config_schema import choices
-
     def values(match: re.Match) -> str:
         allowed = choices(match.group(1))
         return match.group(0) if allowed is None else " | ".join(str(c) for c in allowed)
@@ -110,7 +109,7 @@ def _no_equivalent(key: str, source: str, note: str) -> Exception:
 
 def packaged_configs_dir() -> Optional[Path]:
     """The folder of shipped configs: `reid/configs` in an installed wheel, else the checkout's `configs/`."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the reid package folder
     for folder in (here / "configs", here.parent / "configs"):
         if folder.is_dir():
             return folder
@@ -128,8 +127,6 @@ def config_names() -> List[str]:
 
 def find_config(name: Any) -> Path:
     """A config path from a file path or a packaged name ('sn/market1501', 'configs/sn/market1501.yaml')."""
-    from .config import ConfigError
-
     path = Path(str(name)).expanduser()
     if path.is_file():
         return path
@@ -163,8 +160,6 @@ def _in_schema(key: str, defaults: Mapping[str, Any], open_sections: Any) -> boo
 
 def canonical_key(key: str, source: str) -> str:
     """An override's key after aliasing (`optim.base_lr` -> `optim.lr`); explanation-only aliases raise."""
-    from .config import DEFAULTS, OPEN_SECTIONS
-
     if _in_schema(key, DEFAULTS, OPEN_SECTIONS) or key.lower() not in ALIASES:
         return key
     target, note = ALIASES[key.lower()]
@@ -177,8 +172,6 @@ def apply_aliases(tree: Mapping[str, Any], source: str) -> Dict[str, Any]:
     """Move aliased keys of a raw YAML mapping to their canonical place; explain the ones that have none.
 
     Unknown keys without an alias are left in place for the schema check to report."""
-    from .config import DEFAULTS, OPEN_SECTIONS, ConfigError
-
     out = copy.deepcopy(dict(tree))
     moves: List[Tuple[str, str, Any]] = []
 

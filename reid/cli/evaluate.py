@@ -21,7 +21,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .utils import install_hint
+from ..utils import install_hint
 
 
 class InputError(ValueError):
@@ -109,8 +109,8 @@ def _fraction(text: str) -> float:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`reid-evaluate`: exit 0, or 2 with a one-line error."""
-    from .config_schema import CHOICES  # the options' values: the config schema's (test.ap, ...)
-    from .evaluation.knn import KNN_BACKENDS
+    from ..config.schema import CHOICES  # the options' values: the config schema's (test.ap, ...)
+    from ..evaluation.knn import KNN_BACKENDS
 
     parser = argparse.ArgumentParser(prog="reid-evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--query", required=True)
@@ -135,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="let --json replace an existing file that is not a results file (never an input)")
     args = parser.parse_args(argv)
 
-    from .evaluation import evaluate
+    from ..evaluation import evaluate
 
     try:
         if args.json:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from .utils import atomic_write
+from ..utils import atomic_write
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -29,8 +29,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import yaml
 
-    from .data import DatasetError, build_dataset
-    from .data.image_io import check_images, describe_bad
+    from ..data import DatasetError, build_dataset
+    from ..data.image_io import check_images, describe_bad
 
     kwargs = {}
     for option in args.options:

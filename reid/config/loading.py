@@ -14,16 +14,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from .config_names import apply_aliases, canonical_key, find_config
-from .config_schema import (CHOICES, DEFAULTS, OPEN_SECTIONS, RANGES, REGISTERED,  # noqa: F401 (re-exported)
-                            RESUME_SAFE_PREFIXES, choices)
-from .utils import atomic_write
+from ..registry import section_keys
+from ..utils import atomic_write
+from .names import apply_aliases, canonical_key, find_config
+from .schema import (CHOICES, DEFAULTS, OPEN_SECTIONS, RANGES, REGISTERED,  # noqa: F401 (re-exported)
+                     RESUME_SAFE_PREFIXES, ConfigError, choices)
 
 PathLike = Union[str, Path]
-
-
-class ConfigError(ValueError):
-    """A config file, key or value that cannot be used."""
 
 
 # transforms.* is a free-form section (not in RANGES): its numbers are checked here, so `height=0` is a config
@@ -44,17 +41,18 @@ def _check_range(key: str, value: Any, ranges: Mapping[str, Any] = RANGES) -> No
 
 def check_transforms(config: Mapping[str, Any]) -> None:
     """Refuse unknown `transforms.*` keys when the config is read (a free-form section: keys are those of
-    reid.data.transforms.DEFAULTS, imported only when the section is used, as it pulls in albumentations)."""
+    reid.data.transforms.DEFAULTS, looked up through reid.registry only when the section is used, as it pulls in
+    albumentations)."""
     given = config.get("transforms") or {}
     if not given:
         return
-    from .data.transforms import DEFAULTS as TRANSFORM_KEYS
+    known = section_keys("transforms")
 
     for name in given:
-        if name not in TRANSFORM_KEYS:
-            close = difflib.get_close_matches(str(name), list(TRANSFORM_KEYS), n=1, cutoff=0.5)
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
             hint = f"; did you mean 'transforms.{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown config key 'transforms.{name}'{hint} (valid: {', '.join(TRANSFORM_KEYS)})")
+            raise ConfigError(f"unknown config key 'transforms.{name}'{hint} (valid: {', '.join(known)})")
         value = given[name]
         numeric = not isinstance(value, bool) and isinstance(value, (int, float))
         if f"transforms.{name}" in TRANSFORM_RANGES and not numeric:

@@ -8,8 +8,14 @@ lists are in CHOICES.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Dict, Optional, Tuple
+
+from ..registry import CONFIG_REGISTRIES, config_registry
+
+
+class ConfigError(ValueError):
+    """A config file, key or value that cannot be used."""
+
 
 # Sections whose content is free-form (passed as keyword arguments to a component that validates it itself).
 OPEN_SECTIONS = {"data.kwargs", "transforms", "model.horde", "loss.terms", "test.dataset_kwargs"}
@@ -130,19 +136,13 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
 }
 
 # Pluggable keys: config key -> "module:REGISTRY" whose registered names are the allowed values (null too where
-# the default is null). The module is imported only when such a key is checked, so reading a config stays light.
-REGISTERED: Dict[str, str] = {
-    "model.pooling": "reid.models.heads:POOLINGS",
-    "model.classifier": "reid.models.heads:CLASSIFIERS",
-    "optim.name": "reid.engine.optim:OPTIMIZERS",
-    "schedule.name": "reid.engine.optim:SCHEDULES",
-}
+# the default is null). The table lives in reid.registry, which imports each module only when such a key is checked.
+REGISTERED: Dict[str, str] = CONFIG_REGISTRIES
 
 
 def registry(key: str) -> Any:
     """The registry behind a pluggable config key (REGISTERED)."""
-    module, name = REGISTERED[key].split(":")
-    return getattr(importlib.import_module(module), name)
+    return config_registry(key)
 
 
 def choices(key: str) -> Optional[Tuple[Any, ...]]:

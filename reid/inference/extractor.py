@@ -26,10 +26,10 @@ class FeatureExtractor:
     def __init__(self, checkpoint: Optional[Union[str, Path]] = None,
                  config: Optional[Union[str, Path, Mapping[str, Any]]] = None, device: str = "auto",
                  batch_size: int = 64, flip: bool = False) -> None:
-        from .builders import build_model_from_config, resolve_device
-        from .checkpoint import load_model_from_checkpoint
-        from .config import load_config
-        from .data.transforms import build_transforms
+        from ..builders import build_model_from_config, resolve_device
+        from ..checkpoint import load_model_from_checkpoint
+        from ..config.loading import load_config
+        from ..data.transforms import build_transforms
 
         if checkpoint is None and config is None:
             raise ValueError("FeatureExtractor needs a checkpoint, a config, or both")
@@ -46,7 +46,7 @@ class FeatureExtractor:
         self.checkpoint = str(checkpoint) if checkpoint is not None else None
 
     def _prepare(self, image: ImageInput) -> torch.Tensor:
-        from .data.loader import read_image
+        from ..data.loader import read_image
 
         array = read_image(str(image)) if not isinstance(image, np.ndarray) else image
         if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
@@ -58,7 +58,7 @@ class FeatureExtractor:
         extraction loop, `reid.evaluation.features.extract_features`)."""
         from tqdm import tqdm
 
-        from .evaluation.features import extract_features
+        from ..evaluation.features import extract_features
 
         if len(images) == 0:
             raise ValueError("extract: no images given")
@@ -76,7 +76,7 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
     Distances are squared Euclidean (float64, exact), or the k-reciprocal re-ranked distance (Zhong et al. 2017)
     with `rerank`. `backend`: "exact" (torch), "faiss" (exact flat index: the same neighbours), "faiss-ivf" or
     "faiss-hnsw" (approximate, for galleries of millions); `index` reuses a prebuilt
-    `reid.search_backends.FaissIndex`.
+    `reid.inference.search_backends.FaissIndex`.
     """
     from .search_backends import BACKENDS, FaissIndex, exact_search
 
@@ -101,7 +101,7 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
         if backend != "exact":
             raise ValueError(f"search: re-ranking needs every query-gallery distance; use backend 'exact', "
                              f"not {backend!r}")
-        from .evaluation.rerank import k_reciprocal_rerank
+        from ..evaluation.rerank import k_reciprocal_rerank
 
         k1_eff = min(k1, len(q) + len(g) - 1)
         if k1_eff != k1:

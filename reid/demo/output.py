@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import List, Sequence, Set
 
-from .demo_cache import FEATURES, MANIFEST
-from .utils import atomic_path, atomic_write
+from .cache import FEATURES, MANIFEST
+from ..utils import atomic_path, atomic_write
 
 MARKER = ".reid-demo.json"
 THUMBS = "thumbs"  # the page's thumbnails, copied so that the folder can be moved or shared as it is
@@ -53,7 +53,7 @@ def write_thumbnail(image_path: str, out_dir: Path) -> str:
     size and time), returned relative to `out_dir` for the page."""
     import cv2
 
-    from .data.image_io import read_image
+    from ..data.image_io import read_image
 
     stat = os.stat(image_path)
     key = hashlib.sha1(f"{Path(image_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .utils import install_hint
+from ..utils import install_hint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """`reid-export`: exit 0, 1 when the export disagrees with PyTorch, 2 with a one-line error."""
     args = build_parser().parse_args(argv)
 
-    from .export import ExportError, describe, export_onnx, read_preprocessing, verify_onnx
+    from ..inference.export import ExportError, describe, export_onnx, read_preprocessing, verify_onnx
 
     output = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
     for name, value in (("--height", args.height), ("--width", args.width)):

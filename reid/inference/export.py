@@ -17,7 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .utils import atomic_path, install_hint
+from ..utils import atomic_path, install_hint
 
 PathLike = Union[str, Path]
 METADATA_KEY = "reid.preprocessing"
@@ -40,7 +40,7 @@ class _Embedder(torch.nn.Module):
 
 
 def _extractor(checkpoint: PathLike):
-    from .inference import FeatureExtractor
+    from .extractor import FeatureExtractor
 
     try:
         return FeatureExtractor(checkpoint, device="cpu")
@@ -51,7 +51,7 @@ def _extractor(checkpoint: PathLike):
 def preprocessing_spec(config: Mapping[str, Any], height: Optional[int] = None,
                        width: Optional[int] = None) -> Dict[str, Any]:
     """What the test pipeline does to an image before the network, as plain data (see `preprocess`)."""
-    from .data.transforms import resolve
+    from ..data.transforms import resolve
 
     t = resolve(config.get("transforms"))
     return {
@@ -87,7 +87,7 @@ def describe(spec: Mapping[str, Any], path: PathLike = "model.onnx") -> str:
         f"    x = cv2.resize(rgb, ({w}, {h}), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255\n"
         f"    x = ((x - np.float32([{mean}])) / np.float32([{std}])).transpose(2, 0, 1)[None]\n"
         f"    embedding = ort.InferenceSession('{path}').run(None, {{'{spec['input']}': x}})[0]\n"
-        "  or, with reid installed: reid.export.preprocess([rgb], reid.export.read_preprocessing(path))")
+        "  or, with reid installed: reid.inference.preprocess([rgb], reid.inference.read_preprocessing(path))")
 
 
 def export_onnx(checkpoint: PathLike, output: PathLike, height: Optional[int] = None,
