@@ -1,0 +1,5 @@
+"""Deprecated path: moved to reid.demo.cache (an alias that warns, kept one release)."""
+from .demo import cache as _moved
+from .utils.deprecation import moved_module
+
+moved_module(__name__, _moved)

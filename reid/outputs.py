@@ -1,0 +1,5 @@
+"""Deprecated path: moved to reid.cli.outputs (an alias that warns, kept one release)."""
+from .cli import outputs as _moved
+from .utils.deprecation import moved_module
+
+moved_module(__name__, _moved)
