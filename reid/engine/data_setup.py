@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from ..data.batch_augment import uses_tensor_pipeline
-from ..data.cache import DecodedImages, decode_split, default_cache_dir
+from ..config import ConfigError
+from ..data.cache import DecodedImages, decode_split, default_cache_dir, writable_folder_problem
 from ..data.image_io import apply_error_policy, check_images
 from ..data.loader import build_test_loader
 from ..data.sampler import build_batch_sampler
@@ -48,18 +49,26 @@ def cache_folder(data_cfg: Mapping[str, Any], run_dir: Path) -> Optional[Path]:
     cache_dir = data_cfg["cache_dir"]
     if cache_dir == "off" or cache_dir is False:
         return None
-    return Path(cache_dir) if cache_dir else default_cache_dir(data_cfg["root"], run_dir)
+    if not cache_dir:
+        return default_cache_dir(data_cfg["root"], run_dir)
+    folder = Path(cache_dir)
+    problem = writable_folder_problem(folder)
+    if problem is not None:  # found before any decoding, as one error naming the key (not a traceback later)
+        raise ConfigError(f"data.cache_dir={cache_dir}: {problem}; expected a folder this user can write, or "
+                          "data.cache_dir=off to keep the decoded images in memory")
+    return folder
 
 
 def decode_checked(samples: Sequence[Any], split: str, height: int, width: int, cache_dir: Optional[Path],
-                   max_gb: float, log: Callable[[str], None],
-                   progress: bool = True) -> Tuple[Optional[DecodedImages], BadFiles]:
+                   max_gb: float, log: Callable[[str], None], progress: bool = True,
+                   hash_by: str = "stat") -> Tuple[Optional[DecodedImages], BadFiles]:
     """`split` decoded (`reid.data.cache.decode_split`) and its bad files as [(path, reason)]; the images are None
     when the split exceeds `max_gb` (it is then read per file, and its files are checked without decoding)."""
     paths = [s.path for s in samples]
     wrap = (lambda it, total, desc: progress_bar(it, desc, enabled=progress, total=total, log=log))
     decoded, bad = decode_split(paths, height, width, cache_dir=cache_dir, max_gb=float(max_gb),
-                                threads=torch.get_num_threads(), progress=wrap, desc=f"decoding {split}")
+                                threads=torch.get_num_threads(), progress=wrap, desc=f"decoding {split}",
+                                hash_by=hash_by, log=log)
     if decoded is None:
         log(f"decoded {split} split exceeds data.cache_max_gb={max_gb}: "
             "reading it per file" + (" (albumentations pipeline)" if split == "train" else ""))
@@ -97,7 +106,8 @@ class TrainingData:
     def _decode(self, samples: Sequence[Any], split: str) -> BadFiles:
         """Decode `split` (tensor pipeline) and return its bad files as [(path, reason)]."""
         decoded, bad = decode_checked(samples, split, self.height, self.width, self.cache_dir,
-                                      self.data["cache_max_gb"], self.monitor.log, self.progress)
+                                      self.data["cache_max_gb"], self.monitor.log, self.progress,
+                                      self.data.get("cache_hash", "stat"))
         if decoded is None:  # over budget: this split is read per file (training then uses albumentations)
             if split == "train":
                 self.pipeline = "albumentations"

@@ -98,7 +98,8 @@ class EvalImages:
         decoded = None
         if self.pipeline == "tensor":
             decoded, bad = decode_checked(samples, split, self.height, self.width, self.cache_dir,
-                                          self.data["cache_max_gb"], self.log, self.progress)
+                                          self.data["cache_max_gb"], self.log, self.progress,
+                                          self.data.get("cache_hash", "stat"))
             apply_error_policy(samples, bad, "raise")  # test splits: whatever data.on_error says
             if decoded is not None:
                 self.decoded[split] = decoded
