@@ -34,7 +34,9 @@ DEFAULTS: Dict[str, Any] = {
         "pipeline": "tensor",  # tensor (decoded-image cache + batched augmentation), albumentations (per file)
         "cache_dir": None,  # decoded-image cache: None = <data.root>/.reid_cache, or <output_dir>/cache when the
         # data root is read-only; "off" = decode into memory, no file
-        "cache_max_gb": 8.0,  # a split whose decoded images exceed this falls back to the albumentations pipeline
+        "cache_max_gb": 8.0,  # the cache folder's size cap (LRU eviction); a split whose decoded images exceed
+        # it falls back to the albumentations pipeline
+        "cache_hash": "stat",  # what keys a cached image: stat (path, size, mtime) | content (its bytes, read once)
         "test_batch_size": 128,
         "on_error": "raise",  # unreadable images
     },
@@ -126,6 +128,7 @@ CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_error": ("raise", "skip"),
     "data.sampler": ("pk", "darkrank"),
     "data.pipeline": ("tensor", "albumentations"),
+    "data.cache_hash": ("stat", "content"),
     "test.metric": ("euclidean", "cosine"),
     "test.ap": ("mean", "official"),
     "test.empty": ("skip", "zero"),
@@ -185,7 +188,8 @@ RESUME_SAFE_PREFIXES = (
     "train.flip_test",
     "data.num_workers",
     "data.cache_dir",
-    "data.cache_max_gb",
+    "data.cache_max_gb",  # a change that switches the pipeline is refused by the trainer's resume
+    "data.cache_hash",
     "data.test_batch_size",
     "data.root",
     "test.",

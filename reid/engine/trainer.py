@@ -183,6 +183,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "density_ready": self.density_ready,
             "num_classes": self.num_classes,
+            "pipeline": self.loader.pipeline,  # data.cache_max_gb (resume-safe) can switch it: see _resume
             "config": dict(self.cfg),
         }
 
@@ -198,6 +199,13 @@ class Trainer:
             raise CheckpointError(
                 f"cannot resume {self.checkpoint_path}: the config changed in ways that matter: "
                 + "; ".join(conflicts))
+        saved = state.get("pipeline", self.loader.pipeline)  # older checkpoints did not record it
+        if saved != self.loader.pipeline:  # the other pipeline draws other augmentations: not an exact resume
+            max_gb = state.get("config", {}).get("data", {}).get("cache_max_gb")
+            raise CheckpointError(
+                f"cannot resume {self.checkpoint_path}: it was trained on the {saved} pipeline, this config gives "
+                f"the {self.loader.pipeline} pipeline (data.cache_max_gb={self.cfg['data']['cache_max_gb']}, "
+                f"the checkpoint's: {max_gb}); resume with data.cache_max_gb={max_gb}")
         load_model_state(self.model, state["model"], str(self.checkpoint_path))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

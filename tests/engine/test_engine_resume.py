@@ -169,3 +169,30 @@ def test_kill_9_mid_epoch_then_resume_is_bitwise_identical(tiny_market, tmp_path
     second.fit()
     second.close()
     _all_tensors_equal(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
+
+
+def test_resume_refuses_a_cache_max_gb_that_switches_the_pipeline(tiny_market, tmp_path):
+    """Issue 28 item 12: data.cache_max_gb is resume-safe, but not when it moves the run to the other pipeline
+    (its augmentations differ: the resumed run would not be the one interrupted)."""
+    import hashlib
+
+    data = {"cache_dir": str(tmp_path / "cache")}
+    cfg = tiny_config(tmp_path / "run", tiny_market, TERMS, MODEL, data=data,
+                      train={"epochs": 2, "iters_per_epoch": 2, "eval_every": 0, "projector_samples": 0})
+    first = Trainer(cfg, progress=False, interrupt_at_step=1)
+    assert first.loader.pipeline == "tensor"
+    with pytest.raises(TrainingInterrupted):
+        first.fit()
+    first.close()
+    checkpoint = tmp_path / "run" / "checkpoint.pth"
+    before = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    small = {**cfg, "data": {**cfg["data"], "cache_max_gb": 1e-9}}
+    with pytest.raises(CheckpointError, match=r"it was trained on the tensor pipeline, this config gives the "
+                                              r"albumentations pipeline \(data.cache_max_gb=1e-09, the "
+                                              r"checkpoint's: 8.0\); resume with data.cache_max_gb=8.0"):
+        Trainer(small, resume=True, progress=False)
+    assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == before
+    larger = {**cfg, "data": {**cfg["data"], "cache_max_gb": 16.0}}  # same pipeline: still resumes
+    resumed = Trainer(larger, resume=True, progress=False)
+    assert resumed.start_batch == 1 or resumed.start_epoch >= 1
+    resumed.close()
