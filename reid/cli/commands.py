@@ -23,7 +23,9 @@ def _user_errors() -> tuple:
         from ..builders import MissingDatasetError
         from ..checkpoint import CheckpointError
 
-        errors: List[type] = [ConfigError, MissingDatasetError, CheckpointError]
+        from ..utils.atomic import DiskFullError
+
+        errors: List[type] = [ConfigError, MissingDatasetError, CheckpointError, DiskFullError]
         try:
             from ..data.datasets.base import DatasetError
             from ..data.image_io import ImageReadError
@@ -98,6 +100,8 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     except TrainingDiverged as exc:
         return _fail(str(exc), 1)
+    except _user_errors() as exc:  # e.g. a full disk at a checkpoint: one line, the log has the rest
+        return _fail(str(exc))
     finally:
         trainer.close()
     from ..engine import distributed

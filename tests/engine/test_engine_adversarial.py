@@ -150,3 +150,25 @@ def test_out_of_range_values_are_refused_naming_the_key(override, message, tiny_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "run").exists()
+
+
+def test_full_disk_at_a_checkpoint_is_one_error_and_the_previous_checkpoint_is_kept(tiny_market, tmp_path):
+    """Issue 28 item 10 end to end: `ulimit -f` below the checkpoint's size stands in for a full disk."""
+    import resource
+
+    run = tmp_path / "run"
+    cfg = tiny_config(run, tiny_market, TERMS, MODEL, train=TRAIN)
+    assert train_main(["--config", str(config_file(cfg)), "--no-progress"]) == 0
+    checkpoint = run / "checkpoint.pth"
+    before = _digests(run)["checkpoint.pth"]
+    limit = checkpoint.stat().st_size // 2
+    longer = tiny_config(run, tiny_market, TERMS, MODEL, train={**TRAIN, "epochs": 2})
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--config", str(config_file(longer)), "--no-progress", "--resume"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith(f"error: cannot write {checkpoint}: file-size limit reached (ulimit -f)"), proc.stderr
+    assert "Traceback" not in proc.stderr and " MB free in " in err and "needed" in err
+    assert _digests(run)["checkpoint.pth"] == before and _leftovers(run) == []
