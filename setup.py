@@ -78,6 +78,7 @@ setup(
             "reid-evaluate=reid.cli.evaluate:main",
             "reid-export=reid.cli.export:main",
             "reid-dataset=reid.cli.dataset:main",
+            "reid-cache=reid.cli.cache:main",
         ]
     },
 )

@@ -57,7 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         bad = check_images(sorted({s.path for s in samples}))
         if bad:
             return _fail(f"{len(bad)} unreadable image(s): {describe_bad(bad)}")
-        print(f"images: all {len({s.path for s in samples})} complete (header and end-of-file checked)")
+        print(f"images: all {len({s.path for s in samples})} complete (every file decoded, JPEGs in strict mode)")
     if args.json:
         try:
             write_json(Path(args.json), ds.counts())
