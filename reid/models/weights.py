@@ -28,6 +28,11 @@ PREFIXES = ("module.", "backbone.", "model.")
 HEAD_KEYS = ("fc.", "last_linear.", "classifier.", "aux_logits", "AuxLogits.", "aux1.", "aux2.")
 
 
+# A file that places fewer of the backbone's tensors than this is another architecture's (training would go on
+# from scratch with a warning nobody reads); converted files miss a few BN buffers at most.
+MIN_LOADED_SHARE = 0.9
+
+
 class WeightsError(RuntimeError):
     """Pretrained weights that cannot be obtained or do not fit the backbone."""
 
@@ -136,6 +141,15 @@ def load_pretrained(model: torch.nn.Module, name: str, pretrained: Optional[str]
     if mismatch:
         raise WeightsError(f"{source}: tensor shapes differ from backbone '{name}' for {', '.join(mismatch[:5])}"
                            + (f" and {len(mismatch) - 5} more" if len(mismatch) > 5 else ""))
+    wanted = _tensors(own)
+    found = [k for k in wanted if k in cleaned]
+    if len(found) < MIN_LOADED_SHARE * len(wanted):
+        stray = [k for k in cleaned if k not in own]
+        raise WeightsError(
+            f"{source} fits backbone '{name}' badly: {len(found)} of its {len(wanted)} tensors are in the file "
+            f"(at least {MIN_LOADED_SHARE:.0%} expected); the file's names look like "
+            f"{', '.join(stray[:3]) or '(none)'}, the backbone's like {', '.join(wanted[:3])}: a checkpoint of "
+            "another architecture? Use the matching model.backbone, or model.pretrained: none")
     result = model.load_state_dict(cleaned, strict=False)
     # BatchNorm's step counters are absent from checkpoints converted before PyTorch 0.4 (e.g. the widely used
     # BN-Inception one); they only matter for momentum=None, so they are not worth a warning

@@ -11,7 +11,8 @@ output stride of 16 (the default for the others, e.g. timm/resnet50); models tha
 hundreds of models and importing it just to list them would slow every start.
 
 Pretrained weights are timm's: `model.pretrained: imagenet` loads the model's default timm weights (the
-Hugging Face cache, or a download), a file path loads that file through timm's own key mapping.
+Hugging Face cache, or a download); a file path is loaded by name through `reid.models.weights.load_pretrained`
+(wrapper prefixes stripped, the classifier dropped, a file that places under 90% of the tensors refused).
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ class TimmBackbone(torch.nn.Module):
             probe = timm.create_model(model_name, pretrained=False)
             last_stride_mode = "undilated" if has_depthwise(probe) else "dilated"
         kwargs: dict = {"features_only": True, "out_indices": (-1,)}
+        weights_file: Optional[Path] = None
         if last_stride == 1 and last_stride_mode == "dilated":
             kwargs["output_stride"] = 16
         if pretrained not in (None, "none"):
@@ -66,14 +68,27 @@ class TimmBackbone(torch.nn.Module):
                 if not path.is_file():
                     raise ValueError(f"model.pretrained: file {path} not found (expected 'none', 'imagenet' or the "
                                      "path of a timm state dict)")
-                kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+                # loaded below by our loader, by name with the share check (timm's own loading of a file
+                # accepts one of another architecture with a warning and trains from scratch)
+                del kwargs["pretrained"]
+                weights_file = path
         try:
             self.body = timm.create_model(model_name, **kwargs)
         except (RuntimeError, ValueError, TypeError, AssertionError, KeyError, OSError) as exc:
+            if kwargs.get("pretrained") and _builds_without_weights(timm, model_name, kwargs):
+                # the architecture is fine: the weights are what failed (an unreadable or foreign file)
+                from ..weights import WeightsError, load_error_reason
+
+                raise WeightsError(f"model.pretrained: {pretrained} cannot be loaded into timm/{model_name} "
+                                   f"({type(exc).__name__}: {load_error_reason(exc)})") from None
             hint = (" with last_stride=1 (output stride 16); set model.last_stride: 2"
                     if last_stride == 1 and last_stride_mode == "dilated" else "")
             raise ValueError(f"model.backbone 'timm/{model_name}': timm cannot build it as a feature-map "
                              f"backbone{hint} ({type(exc).__name__}: {exc})") from None
+        if weights_file is not None:
+            from ..weights import load_pretrained
+
+            load_pretrained(self.body, f"timm/{model_name}", str(weights_file))
         if last_stride == 1 and last_stride_mode == "undilated":
             undilate_last_stride(self.body)
         self.last_stride_mode = last_stride_mode
@@ -85,6 +100,16 @@ class TimmBackbone(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fmap = self.body(x)[-1]
         return fmap.permute(0, 3, 1, 2) if self.channels_last_output else fmap
+
+
+def _builds_without_weights(timm: Any, model_name: str, kwargs: dict) -> bool:
+    """Whether timm builds the same network with no weights (so a failure with weights is the weights' fault)."""
+    bare = {k: v for k, v in kwargs.items() if k not in ("pretrained", "pretrained_cfg_overlay")}
+    try:
+        timm.create_model(model_name, pretrained=False, **bare)
+    except Exception:  # noqa: BLE001 - any failure means the architecture itself is the problem
+        return False
+    return True
 
 
 def register_timm_backbone(name: str) -> str:
