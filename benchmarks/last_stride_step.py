@@ -26,6 +26,7 @@ from reid.engine.optim import build_optimizer
 
 def step_times(cfg: dict, steps: int, num_classes: int = 751, seed: int = 0) -> list:
     torch.manual_seed(seed)
+    torch.set_flush_denormal(bool(cfg["train"]["flush_denormal"]))  # as the trainer runs the recipe
     model = build_model_from_config(cfg, num_classes).to(memory_format=torch.channels_last).train()
     losses = build_losses_from_config(cfg, num_classes, model)
     optimizer = build_optimizer(model, cfg["optim"], losses.loss_parameters())

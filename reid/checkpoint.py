@@ -131,7 +131,14 @@ def load_model_from_checkpoint(checkpoint_path: PathLike,
     The classifier is sized by the checkpoint's `num_classes` (`num_classes` only when the checkpoint has none).
     `device`: "cpu", "cuda", "cuda:1", "auto" or a `torch.device`. Every failure is a `CheckpointError` naming the
     file: missing or unreadable, not a reid checkpoint, a model of another backbone than the config builds, or
-    weights that do not fit (missing / unexpected / shape-mismatched keys).
+    weights that do not fit (missing / unexpected / shape-mismatched keys). The backbone is built without its
+    pretrained file (`model.pretrained` is ignored): the checkpoint holds every weight.
+
+    Args:
+        checkpoint_path: the checkpoint file; cfg: None, a config mapping or a config file.
+        device: where the model goes; num_classes: classifier size for checkpoints that do not record it.
+    Returns:
+        (model, cfg): the model in eval mode on `device` and the resolved config it was built from.
     """
     from .builders import build_model_from_config, resolve_device
     from .config import load_config, merge

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -43,6 +44,14 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _interrupted(where: str) -> int:
+    """Ctrl-C outside the training loop: one line and exit 130, not a traceback. Further Ctrl-C are ignored from
+    here on, so that a second quick one cannot break the clean-up at exit ("Exception ignored in atexit")."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(f"interrupted {where}", file=sys.stderr, flush=True)
+    return 130
+
+
 def _blank_config(config: Optional[str]) -> Optional[str]:
     """The refusal of `--config ''` (an unset shell variable): without it the full default job would run here."""
     if config is not None and not config.strip():
@@ -77,7 +86,7 @@ def build_train_parser() -> argparse.ArgumentParser:
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
     """`reid-train`: returns the process exit code (0 ok, 1 diverged, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
-    args = build_train_parser().parse_args(argv)
+    args = build_train_parser().parse_intermixed_args(argv)
 
     from ..config.loading import load_config
 
@@ -93,6 +102,9 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     except _user_errors() as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:  # e.g. while the image cache is built: nothing was trained, nothing to resume
+        return _interrupted("during set-up, before the first step: nothing was trained (a cache entry being "
+                            "built is discarded, finished ones are kept); run the same command again to start")
     try:
         result = trainer.fit()
     except TrainingInterrupted as exc:
@@ -231,7 +243,7 @@ def _unwritable_file(path: str) -> Optional[str]:
 
 def test_main(argv: Optional[Sequence[str]] = None) -> int:
     """`reid-test`: returns the process exit code (0 ok, 2 bad input)."""
-    args = build_test_parser().parse_args(argv)
+    args = build_test_parser().parse_intermixed_args(argv)
 
     from ..engine.tester import TestOptions, resolve_test_config, run_test
 
@@ -260,6 +272,8 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
             _print_config(resolve_test_config(cfg, options))
             return 0
         result, out_dir = run_test(cfg, args.checkpoint, options, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return _interrupted("before the results were written (the checkpoint is untouched)")
     except _user_errors() as exc:
         return _fail(str(exc))
     except ValueError as exc:

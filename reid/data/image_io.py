@@ -165,11 +165,13 @@ def describe_bad(bad: Sequence[Tuple[str, str]], shown: int = SHOWN) -> str:
     return text + (f"; and {len(bad) - shown} more" if len(bad) > shown else "")
 
 
-def apply_error_policy(samples: Sequence[Any], bad: Sequence[Tuple[str, str]], on_error: str) -> List[Any]:
+def apply_error_policy(samples: Sequence[Any], bad: Sequence[Tuple[str, str]], on_error: str,
+                       split: str = "train") -> List[Any]:
     """Apply data.on_error to the bad files found by `check_images` among `samples` (objects with `.path`, `.pid`).
 
     "raise": one `ImageReadError` listing every bad file (first ten named, the rest counted), so the user fixes
-    them all in one go rather than one per run. "skip": the samples without the bad files, after one warning;
+    them all in one go rather than one per run; `split` other than "train" (query, gallery: every image counts in
+    the protocol) never suggests skipping, which does not apply there. "skip": the samples without the bad files, after one warning;
     identities left with no image at all are named in the warning (they drop out of the split rather than fail
     later when an image of theirs is requested).
     """
@@ -179,6 +181,10 @@ def apply_error_policy(samples: Sequence[Any], bad: Sequence[Tuple[str, str]], o
     if not bad:
         return samples
     if on_error == "raise":
+        if split != "train":
+            raise ImageReadError(f"{len(bad)} unreadable {split} image(s): {describe_bad(bad)}. Replace or remove "
+                                 f"them (data.on_error applies to the training split only: every {split} image "
+                                 "counts in the evaluation)")
         raise ImageReadError(f"{len(bad)} unreadable image(s): {describe_bad(bad)}. Replace or remove them, or set "
                              "data.on_error=skip to leave them out")
     bad_paths = {str(p) for p, _ in bad}

@@ -12,6 +12,8 @@ Rank lists mark items as the evaluation protocol treats them (`reid.evaluation.v
 """
 from __future__ import annotations
 
+import math
+
 import argparse
 import hashlib
 import os
@@ -116,9 +118,13 @@ def _threshold(value: Optional[str], rerank: bool) -> Optional[float]:
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        pass
+        number = None
+    if number is not None:
+        if not math.isfinite(number) or number < 0:  # a distance: NaN marks nothing, inf or < 0 everything/nothing
+            raise DemoError(f"--threshold {value}: expected a finite distance >= 0 (or a verification JSON)")
+        return number
     from ..evaluation.verification import load_threshold
 
     try:

@@ -25,7 +25,7 @@ from ..data.loader import build_test_loader
 from ..data.sampler import build_batch_sampler
 from ..data.train_loader import build_train_loader
 from ..data.transforms import resolve
-from ..progress import progress as progress_bar
+from ..utils.progress import progress as progress_bar
 
 
 BadFiles = List[Tuple[str, str]]  # (path, reason), as check_images gives them
@@ -132,7 +132,7 @@ class TrainingData:
             samples = getattr(dataset, split)
             bad = (self._decode(samples, split) if self.pipeline == "tensor"
                    else check_images(s.path for s in samples))
-            apply_error_policy(samples, bad, "raise")
+            apply_error_policy(samples, bad, "raise", split)
 
     def train_loader(self, samples: Sequence[Any], rank: int, world: int, channels_last: bool = False):
         sampler = build_batch_sampler(self.data["sampler"], [s.pid for s in samples], [s.camid for s in samples],

@@ -1,6 +1,6 @@
 """Optimisers with separate parameter groups for loss parameters, and the learning-rate schedules.
 
-Both are registries (`optim.name` and `schedule.name` accept exactly their names, `reid.config_schema.REGISTERED`):
+Both are registries (`optim.name` and `schedule.name` accept exactly their names, `reid.registry.CONFIG_REGISTRIES`):
 - OPTIMIZERS: `factory(params, cfg) -> torch.optim.Optimizer`, `params` the parameter groups, `cfg` the `optim`
   section;
 - SCHEDULES: `factory(cfg, epochs) -> factor(epoch)`, the factor applied to the base lr at (fractional) epoch

@@ -100,7 +100,7 @@ class EvalImages:
             decoded, bad = decode_checked(samples, split, self.height, self.width, self.cache_dir,
                                           self.data["cache_max_gb"], self.log, self.progress,
                                           self.data.get("cache_hash", "stat"))
-            apply_error_policy(samples, bad, "raise")  # test splits: whatever data.on_error says
+            apply_error_policy(samples, bad, "raise", split)  # test splits: whatever data.on_error says
             if decoded is not None:
                 self.decoded[split] = decoded
         return build_test_loader(samples, self.transform_cfg, batch_size=self.data["test_batch_size"],

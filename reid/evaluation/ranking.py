@@ -42,6 +42,20 @@ def evaluate(qf: Optional[torch.Tensor], gf: Optional[torch.Tensor], q_pids: Arr
     per identity, averaged over `trials`. Distances are streamed in blocks (`chunk_size` queries x
     `gallery_chunk` gallery items), or read from `distmat` (Q, G) when given. `knn_backend` ("exact" or "faiss")
     finds the re-ranking's neighbours; both give identical results.
+
+    Args:
+        qf, gf: query (Q, D) and gallery (G, D) features (tensors or arrays; None when `distmat` is given).
+        q_pids, g_pids: person ids (Q,), (G,); -1 is junk, 0 background and -2 distractors are negatives.
+        q_camids, g_camids: camera ids, both or neither (None: only the query itself is removed).
+        distmat: a precomputed (Q, G) distance matrix instead of the features.
+        metric: "euclidean" or "cosine"; ap: "mean" (every positive) or "official" (Market's devkit).
+        empty: queries without a valid match are "skip"ped or count as "zero".
+        max_rank: CMC length; protocol / trials / seed: "market" or "single-shot" sampling.
+        rerank, k1, k2, lambda_value: k-reciprocal re-ranking (Zhong et al. 2017) and its parameters.
+        query_in_gallery: gallery index of each query's own image (-1 if absent), for camera-less data.
+    Returns:
+        EvaluationResult: `cmc` (max_rank,), `mAP`, `mINP`, `num_queries`, `num_skipped`; `rank(k)`, `table()`,
+        `to_dict()`, `save_json(path)`.
     """
     if distmat is None:
         if qf is None or gf is None:

@@ -21,6 +21,14 @@ class FeatureExtractor:
 
     Images are file paths or RGB uint8 arrays (H, W, 3); they go through the config's test pipeline (resize +
     normalise). `flip=True` averages each embedding with that of the mirrored image.
+
+    Args:
+        checkpoint: a reid checkpoint (`checkpoint.pth` / `best.pth`); its embedded config is used unless `config`.
+        config: a config file or mapping (alone: an untrained model of that config).
+        device: "auto", "cpu", "cuda" or "cuda:N"; batch_size: images per forward pass.
+        flip: average each embedding with the mirrored image's (the flip test).
+    Raises:
+        CheckpointError naming the file (missing, not a reid checkpoint, weights that do not fit or are not finite).
     """
 
     def __init__(self, checkpoint: Optional[Union[str, Path]] = None,
@@ -77,6 +85,13 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
     with `rerank`. `backend`: "exact" (torch), "faiss" (exact flat index: the same neighbours), "faiss-ivf" or
     "faiss-hnsw" (approximate, for galleries of millions); `index` reuses a prebuilt
     `reid.inference.search_backends.FaissIndex`.
+
+    Args:
+        query_features, gallery_features: (Q, D) and (G, D) embeddings (finite; NaN rows are refused by name).
+        topk: results per query (at most G); rerank, k1, k2, lambda_value: k-reciprocal re-ranking.
+        backend: "exact", "faiss", "faiss-ivf" or "faiss-hnsw"; index: a prebuilt FaissIndex of the gallery.
+    Returns:
+        (indices, distances): int64 and float64 arrays of shape (Q, topk), nearest first.
     """
     from .search_backends import BACKENDS, FaissIndex, exact_search
 

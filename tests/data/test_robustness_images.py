@@ -101,6 +101,16 @@ def test_policy_raise_lists_all_bad_files_in_one_error(images):
     assert "data.on_error=skip" in message and "\n" not in message
 
 
+def test_policy_on_a_test_split_never_suggests_skipping(images):
+    """Issue 28.20: data.on_error=skip was suggested for query/gallery files, where it has no effect."""
+    samples = _samples(images)
+    with pytest.raises(ImageReadError) as info:
+        apply_error_policy(samples, check_images(s.path for s in samples), "raise", "query")
+    message = str(info.value)
+    assert message.startswith("2 unreadable query image(s): ") and "empty.jpg" in message
+    assert "on_error=skip" not in message and "training split only" in message
+
+
 def test_policy_raise_names_first_ten_and_counts_the_rest(tmp_path):
     paths = [tmp_path / f"{i:02d}.jpg" for i in range(25)]
     for p in paths:

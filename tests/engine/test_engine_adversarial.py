@@ -121,6 +121,37 @@ def test_sigterm_stops_like_ctrl_c_saves_and_exits_143(tiny_market, tmp_path):
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3
 
 
+CTRL_C_DURING_CACHE_BUILD = """
+import os, signal, sys
+import reid.engine.data_setup as data_setup
+from reid.cli import train_main
+
+real = data_setup.decode_split
+
+def interrupted(*args, **kwargs):  # Ctrl-C twice, quickly, while the first split is being decoded
+    os.kill(os.getpid(), signal.SIGINT)
+    try:
+        real(*args, **kwargs)
+    finally:
+        os.kill(os.getpid(), signal.SIGINT)
+
+data_setup.decode_split = interrupted
+sys.exit(train_main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_the_cache_build_is_one_line_and_exit_130(tiny_market, tmp_path):
+    """Issue 28.19: a 30-line traceback, and "Exception ignored in atexit callback" after two quick Ctrl-C."""
+    cfg = tiny_config(tmp_path / "run", tiny_market, TERMS, MODEL, train={"epochs": 1, "eval_every": 0})
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_DURING_CACHE_BUILD, "--config", str(config_file(cfg)),
+                           "--no-progress"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted during set-up, before the first step: nothing was trained" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert not (tmp_path / "run" / "checkpoint.pth").exists() and not (tmp_path / "run" / ".lock").exists()
+
+
 def _listing(folder: Path) -> list:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 

@@ -232,6 +232,17 @@ def test_threshold_marks_same_person_and_must_match_the_metric(tiny_checkpoint, 
     assert "none.json" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["nan", "-0.5", "inf"])
+def test_threshold_that_is_not_a_finite_distance_is_refused(value, tiny_checkpoint, gallery, tmp_path, capsys):
+    """Issue 28.20: NaN marked nothing, inf everything, a negative value nothing, all with exit 0."""
+    out = tmp_path / "out"
+    args = ["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery), "--query", str(_query(gallery)),
+            "--device", "cpu", "--no-progress", "--out", str(out), "--threshold", value]
+    assert demo_main(args) == 2
+    assert f"--threshold {value}: expected a finite distance >= 0" in capsys.readouterr().err
+    assert not (out / "index.html").exists()
+
+
 # --- the cache (issue 20 item 7) ----------------------------------------------------------------------------
 
 def test_cache_is_appended_not_rewritten(tiny_checkpoint, gallery, tmp_path, tiny_market, capsys):

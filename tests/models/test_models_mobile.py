@@ -180,6 +180,11 @@ def test_a_checkpoint_loads_without_the_imagenet_file(tmp_path, monkeypatch):
     loaded, _ = load_model_from_checkpoint(path)
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
+    # the application API (export and the demo embed through it) and tools/test.py take the same path
+    from reid.inference import FeatureExtractor
+
+    embedding = FeatureExtractor(path, device="cpu").extract([np.zeros((128, 64, 3), np.uint8)])
+    assert embedding.shape == (1, 1280) and torch.isfinite(torch.as_tensor(embedding)).all()
 
 
 def test_a_file_of_another_architecture_is_refused_not_trained_from_scratch(tmp_path):

@@ -113,6 +113,18 @@ def test_every_flag_has_help_and_every_tool_has_no_progress():
         assert any("--no-progress" in a.option_strings for a in options), tool
 
 
+def test_flags_may_follow_the_overrides(capsys):
+    """Issue 28.20: `... optim.lr=0.01 --print-config` gave "unrecognized arguments: optim.lr=0.01"."""
+    from reid import cli
+
+    assert cli.train_main(["--config", "sn/market1501", "optim.lr=0.01", "--print-config", "train.epochs=3"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["optim"]["lr"] == 0.01 and cfg["train"]["epochs"] == 3
+    args = cli.commands.build_test_parser().parse_intermixed_args(
+        ["--checkpoint", "x.pth", "test.metric=cosine", "--visualize", "3", "test.k1=5"])
+    assert args.overrides == ["test.metric=cosine", "test.k1=5"] and args.visualize == 3
+
+
 def test_print_config_resolves_a_packaged_name_and_aliases(capsys):
     from reid import cli
 
