@@ -9,9 +9,9 @@ on an idle machine. `--gallery-study NAME` adds the distractor-gallery study: th
 disjoint from the test ones) are appended to the gallery as negatives, in growing seeded random subsets, for the
 gallery-size curve of the SN paper's Figure 4.
 
-    python benchmarks/cpu_quick_eval.py --root /tmp/market [--runs sn triplet ...] [--gallery-study sn]
+    python studies/cpu_quick_eval.py --root /tmp/market [--runs sn triplet ...] [--gallery-study sn]
         [--json runs/quick_eval.json]
-    python benchmarks/cpu_quick_eval.py --markdown [--json runs/quick_eval.json]   # the tables of BENCHMARKS.md
+    python studies/cpu_quick_eval.py --markdown [--json runs/quick_eval.json]   # the tables of BENCHMARKS.md
 """
 from __future__ import annotations
 

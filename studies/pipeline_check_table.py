@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Old vs new data path on the scaled-down Support Neighbor recipe, over seeds: the table of BENCHMARKS.md.
 
-    SEED=s bash benchmarks/cpu_quick_study.sh MARKET sn                              # new (tensor) path, s = 0, 1, 2
-    PIPELINE=albumentations SEED=s bash benchmarks/cpu_quick_study.sh MARKET sn      # old path
-    python benchmarks/pipeline_check_table.py --eval runs/quick_eval.json [runs/anchor_eval.json ...] \
+    SEED=s bash studies/cpu_quick_study.sh MARKET sn                              # new (tensor) path, s = 0, 1, 2
+    PIPELINE=albumentations SEED=s bash studies/cpu_quick_study.sh MARKET sn      # old path
+    python studies/pipeline_check_table.py --eval runs/quick_eval.json [runs/anchor_eval.json ...] \
         --save benchmarks/results/quick_sn_pipelines.json
 
 Reads the runs' single-query results (cpu_quick_eval.py's JSON), keeps the Support Neighbor runs of both

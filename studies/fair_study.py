@@ -7,8 +7,8 @@ evaluated single query right after its training, one job at a time (two jobs on 
 retrained, evaluated runs not re-evaluated. Results go into one JSON file (committed); the claims table is
 generated from it, never edited by hand.
 
-    python benchmarks/fair_study.py run --root /path/to/market [--arms sn triplet_soft ...] [--seeds 0 1 2]
-    python benchmarks/fair_study.py table [--json benchmarks/results/fair_study.json] [--into BENCHMARKS.md README.md]
+    python studies/fair_study.py run --root /path/to/market [--arms sn triplet_soft ...] [--seeds 0 1 2]
+    python studies/fair_study.py table [--json benchmarks/results/fair_study.json] [--into BENCHMARKS.md README.md]
 
 Verdict rule of the claims table (3 seeds per arm): the difference of the means (method - baseline) against its
 standard error sqrt(s_a^2 / n_a + s_b^2 / n_b): "holds" when the difference is positive and more than 2 standard
@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "studies"))
 
 from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, SINGLE_SEED_ARMS, SWEEP_ARMS,  # noqa: E402,F401
                              SWEEPS)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The comparative studies of the scaled-down CPU recipe on real Market-1501 (BENCHMARKS.md, "Scaled-down studies"):
 # trains every configs/cpu_quick/*.yaml run in order (the softmax run first: it is the DarkRank teacher) and
-# evaluates each with benchmarks/cpu_quick_eval.py right after it (one job at a time: two jobs on 2 cores run
+# evaluates each with studies/cpu_quick_eval.py right after it (one job at a time: two jobs on 2 cores run
 # each about 3x slower; the trainer's own final evaluation is switched off, cpu_quick_eval.py does it): single
 # query, multi-query and re-ranking for the loss comparison (softmax, sn, the two triplets), the gallery-size study
 # with the sn model, single query for HRAML, the regularizer and DarkRank runs.
-#   bash benchmarks/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
-# SEED=1 bash benchmarks/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead (single query only).
+#   bash studies/cpu_quick_study.sh /path/to/market [run ...]      (default: every run, seed 0)
+# SEED=1 bash studies/cpu_quick_study.sh ... writes runs/quick_<name>_seed1 instead (single query only).
 # PIPELINE=albumentations ... trains with the per-file pipeline of earlier releases (runs/quick_<name>_albu[_seedN]),
 # for the old-vs-new data path comparison (default: the tensor pipeline). EVAL=single: single query only.
 # EXTRA="key=value ..." adds config overrides (e.g. train.channels_last=false: the old path's NCHW model on the CPU).
@@ -46,5 +46,5 @@ for run in "${RUNS[@]}"; do
         full:softmax|full:triplet|full:triplet_soft) opts=() ;;
         *) opts=(--single-query-only) ;;
     esac
-    python benchmarks/cpu_quick_eval.py --root "$ROOT" --runs "$run$SUFFIX" --skip-done "${opts[@]}"
+    python studies/cpu_quick_eval.py --root "$ROOT" --runs "$run$SUFFIX" --skip-done "${opts[@]}"
 done

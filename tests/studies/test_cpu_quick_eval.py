@@ -1,13 +1,16 @@
-"""benchmarks/cpu_quick_eval.py: HORDE's test-time PCA of the concatenated orders."""
+"""studies/cpu_quick_eval.py: HORDE's test-time PCA of the concatenated orders."""
 import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+pytestmark = pytest.mark.study  # a study script (studies/), not the product: -m "not study" leaves it out
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-spec = importlib.util.spec_from_file_location("cpu_quick_eval", REPO / "benchmarks" / "cpu_quick_eval.py")
+sys.path.insert(0, str(REPO / "studies"))
+spec = importlib.util.spec_from_file_location("cpu_quick_eval", REPO / "studies" / "cpu_quick_eval.py")
 cpu_quick_eval = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cpu_quick_eval)
 

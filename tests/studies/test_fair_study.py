@@ -1,4 +1,4 @@
-"""The fair-study driver (benchmarks/fair_study.py): its arms exist and share one recipe, its verdict rule and
+"""The fair-study driver (studies/fair_study.py): its arms exist and share one recipe, its verdict rule and
 tables come from the results JSON."""
 import importlib.util
 import json
@@ -8,8 +8,10 @@ import pytest
 
 from reid.config import load_config
 
+pytestmark = pytest.mark.study  # a study script (studies/), not the product: -m "not study" leaves it out
+
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("fair_study", REPO / "benchmarks" / "fair_study.py")
+spec = importlib.util.spec_from_file_location("fair_study", REPO / "studies" / "fair_study.py")
 fair_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fair_study)
 

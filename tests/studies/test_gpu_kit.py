@@ -1,4 +1,4 @@
-"""The GPU kit (benchmarks/gpu/, issue 19) on the CPU: the recipe config, the staging archives, the status parser,
+"""The GPU kit (studies/gpu/, issue 19) on the CPU: the recipe config, the staging archives, the status parser,
 and a dry run of the whole procedure (stage -> start detached -> gallery + status -> final evaluation) with a tiny
 budget on a Market-format fixture, where albumentations and numba cannot be imported (as on the GPU machine).
 Nothing here touches the network."""
@@ -17,8 +17,10 @@ import pytest
 
 from engine_helpers import BLOCK_OPTIONAL_DEPS
 
+pytestmark = pytest.mark.study  # a study script (studies/), not the product: -m "not study" leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
-KIT = ROOT / "benchmarks" / "gpu"
+KIT = ROOT / "studies" / "gpu"
 RECIPE = ROOT / "configs" / "gpu" / "market1501_sn_r50.yaml"
 
 

@@ -2,8 +2,8 @@
 """Last command on the GPU machine: wait (bounded) for the detached training, evaluate it on the GPU, and put the
 results JSON, the logs and the TensorBoard scalars into the folder that comes back ($OUT).
 
-    python3 benchmarks/gpu/final.py --work /root/reid_gpu --out "$OUT"            # call 3
-    python3 benchmarks/gpu/final.py --work /root/reid_gpu --prepare               # call 2: decode query + gallery now
+    python3 studies/gpu/final.py --work /root/reid_gpu --out "$OUT"            # call 3
+    python3 studies/gpu/final.py --work /root/reid_gpu --prepare               # call 2: decode query + gallery now
 
 Waiting ends when train.log says "training done", when the process is gone, or at the bound: --max-train-s after
 the training started (train.pid written) or --wait-max after this command started, whichever comes first. At the

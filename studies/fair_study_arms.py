@@ -1,4 +1,4 @@
-"""What the fair studies train and compare (benchmarks/fair_study.py runs them and renders the tables): the arms
+"""What the fair studies train and compare (studies/fair_study.py runs them and renders the tables): the arms
 (one config of `configs/cpu_study/` each), the density-adaptivity lambda sweeps and one row per headline claim of
 the seed papers."""
 from __future__ import annotations
@@ -63,7 +63,7 @@ CLAIMS: List[Dict[str, str]] = [
      "that its gradient is the identity loss's size", "method": "student_soft_w0.1", "baseline": "student_alone",
      "paper_result": "mAP 58.1 -> 63.1",
      "note": "a named deviation: at the paper's weight the term's backbone gradient is 12-20x the identity loss's "
-             "(benchmarks/darkrank_gradients.py)"},
+             "(studies/darkrank_gradients.py)"},
     {"paper": "DarkRank (2017)", "claim": "hard transfer improves the student, its weight rescaled (2 -> 0.005) so "
      "that its gradient is the identity loss's size", "method": "student_hard_w0.005", "baseline": "student_alone",
      "paper_result": "mAP 58.1 -> 63.5",

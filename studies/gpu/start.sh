@@ -2,8 +2,8 @@
 # Call 1 on the GPU machine: unpack bounding_box_train + query to local disk, start the training detached
 # (setsid nohup: it outlives this command), and return once it is seen running (or failing).
 #
-#   bash benchmarks/gpu/start.sh                                   # the defaults below (the GPU procedure)
-#   bash benchmarks/gpu/start.sh --work /tmp/w --device cpu --config configs/gpu/market1501_sn_r50.yaml \
+#   bash studies/gpu/start.sh                                   # the defaults below (the GPU procedure)
+#   bash studies/gpu/start.sh --work /tmp/w --device cpu --config configs/gpu/market1501_sn_r50.yaml \
 #        -- model.backbone=small transforms.height=32 transforms.width=16 train.epochs=2   # the CPU dry run
 #
 # Lays out under --work (local disk):
@@ -48,7 +48,7 @@ if [[ -e "$WORK/run/config.yaml" ]]; then
   exit 3
 fi
 
-"$PY" benchmarks/gpu/stage.py unpack --archive "$STAGE/call1/market_part1.tar.gz" --dest "$WORK/data"
+"$PY" studies/gpu/stage.py unpack --archive "$STAGE/call1/market_part1.tar.gz" --dest "$WORK/data"
 
 TRAIN_ROOT="$WORK/train_root/$RELEASE"
 mkdir -p "$TRAIN_ROOT"
@@ -103,4 +103,4 @@ while (( $(date +%s) < deadline )); do
   if ! alive "$(cat "$WORK/train.pid")"; then break; fi
   sleep 1
 done
-"$PY" benchmarks/gpu/status.py --work "$WORK"
+"$PY" studies/gpu/status.py --work "$WORK"

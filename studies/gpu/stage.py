@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Stage Market-1501 for the lent GPU machine in two archives that each fit one call's 64 MiB tree limit.
 
-    python benchmarks/gpu/stage.py pack --root /work/data/market/Market-1501-v15.09.15   # here, once
-    python3 benchmarks/gpu/stage.py unpack --archive .gpu_stage/call1/market_part1.tar.gz --dest /root/reid_gpu/data
+    python studies/gpu/stage.py pack --root /work/data/market/Market-1501-v15.09.15   # here, once
+    python3 studies/gpu/stage.py unpack --archive .gpu_stage/call1/market_part1.tar.gz --dest /root/reid_gpu/data
 
 `pack` writes (default `--dest .gpu_stage`, ignored by git, sent with `run`'s `carry`):
 - `call1/market_part1.tar.gz`: bounding_box_train + query (carry `.gpu_stage/call1` with the first command),

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Progress of the detached training run of benchmarks/gpu/start.sh, read from its train.log (keep-alive calls).
+"""Progress of the detached training run of studies/gpu/start.sh, read from its train.log (keep-alive calls).
 
-    python3 benchmarks/gpu/status.py --work /root/reid_gpu                     # one status line
-    python3 benchmarks/gpu/status.py --work /root/reid_gpu --follow 300        # a line every 30 s for up to 300 s,
+    python3 studies/gpu/status.py --work /root/reid_gpu                     # one status line
+    python3 studies/gpu/status.py --work /root/reid_gpu --follow 300        # a line every 30 s for up to 300 s,
                                                                               # returning as soon as training ends
 
 A line: running/finished/STOPPED, epoch and iteration, img/s (overall since the first step and over the last

@@ -2,7 +2,7 @@
 """HRAML on a real tabular data set: kNN accuracy of scikit-learn's handwritten digits with raw features vs the
 HRAML embedding (the paper reports 0.9537 on USPS-like digits). Needs scikit-learn (pip install -e ".[bench]").
 
-    python benchmarks/hraml_digits.py [--seeds 0 1 2] [--epochs 300] [--k 1]
+    python studies/hraml_digits.py [--seeds 0 1 2] [--epochs 300] [--k 1]
 
 Per seed: a stratified 50/50 split of the 1,797 8x8 digits, features standardised on the training half; the
 paper's MLP (tanh, weights U[-0.2, 0.2], zero biases) trained with the HRAML loss (one-hot targets, all pairs of

@@ -8,9 +8,9 @@ parameters recorded: for the student at initialisation (seed 0) and, with --chec
 whose gradient is many times the identity loss's steers an Adam step almost alone. Results (mean over batches) go
 into a JSON file; --markdown prints the table from it.
 
-    python benchmarks/darkrank_gradients.py --root /path/to/market --configs configs/cpu_study/student_soft.yaml ...
+    python studies/darkrank_gradients.py --root /path/to/market --configs configs/cpu_study/student_soft.yaml ...
         [--checkpoint runs/study_student_alone_seed0/checkpoint.pth] [--batches 4]
-    python benchmarks/darkrank_gradients.py --markdown
+    python studies/darkrank_gradients.py --markdown
 """
 from __future__ import annotations
 

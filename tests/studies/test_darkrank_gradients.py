@@ -1,4 +1,4 @@
-"""benchmarks/darkrank_gradients.py: per-term gradient norms on the backbone, from real loader batches."""
+"""studies/darkrank_gradients.py: per-term gradient norms on the backbone, from real loader batches."""
 import importlib.util
 import json
 import sys
@@ -9,8 +9,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine_helpers import config_file, make_tiny_market, tiny_config  # noqa: E402
 
+pytestmark = pytest.mark.study  # a study script (studies/), not the product: -m "not study" leaves it out
+
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("darkrank_gradients", REPO / "benchmarks" / "darkrank_gradients.py")
+spec = importlib.util.spec_from_file_location("darkrank_gradients", REPO / "studies" / "darkrank_gradients.py")
 darkrank_gradients = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(darkrank_gradients)
 
