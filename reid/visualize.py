@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .utils import atomic_path
+from .utils.optional import optional_module
 
 ImageLike = Union[str, Path, np.ndarray]
 
@@ -141,12 +142,11 @@ def plot_verification(positives: np.ndarray, negatives: np.ndarray, far: Sequenc
     bins = np.linspace(lo, hi if hi > lo else lo + 1, 61)
     hp, hn = np.histogram(pos, bins, density=True)[0], np.histogram(neg, bins, density=True)[0]
     far_arr, tar_arr = np.clip(np.asarray(far, np.float64), 1e-6, 1), np.asarray(tar, np.float64)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    matplotlib = optional_module("matplotlib")
+    if matplotlib is not None:
+        matplotlib.use("Agg")  # files only, no display: chosen before pyplot is first imported
+    plt = None if matplotlib is None else optional_module("matplotlib.pyplot")
+    if plt is None:
         return save_image(_plot_verification_cv2(bins, hp, hn, far_arr, tar_arr, threshold, metric, chosen_far),
                           path)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -11,10 +11,9 @@ from typing import Any, Callable
 
 import torch
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised by forcing the fallbacks in the tests
-    numba = None
+from ..utils.optional import optional_module
+
+numba = optional_module("numba")  # None where it is not installed: the torch fallbacks run (forced in the tests)
 
 
 def match_torch_threads() -> None:

