@@ -79,8 +79,9 @@ def distance_matrix(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidean
 
 def rank_gallery(query_feature: torch.Tensor, gallery: torch.Tensor, topk: int,
                  metric: str = "euclidean") -> Tuple[np.ndarray, np.ndarray]:
-    """Top-k gallery indices and distances (`pairwise_distance`, as the evaluation computes them) for one query,
-    nearest first, ties by gallery index."""
-    d = pairwise_distance(query_feature.reshape(1, -1), gallery, metric)[0].cpu()
-    order = torch.from_numpy(np.argsort(d.numpy(), kind="stable")[:topk])
-    return order.numpy(), d[order].numpy()
+    """Top-k gallery indices and float64 distances for one query, nearest first, ties by gallery index: the order
+    of `reid.search` and the demo (`reid.evaluation.topk`), so a rank-list image and the demo agree on near-ties."""
+    from .topk import exact_topk  # here, not at the top: topk computes its candidates with this module
+
+    order, dist = exact_topk(query_feature.reshape(1, -1), gallery, topk, metric=metric)
+    return order[0], dist[0]

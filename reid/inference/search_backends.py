@@ -1,6 +1,7 @@
 """Nearest-gallery search backends for `reid.search` and the demo: exact (torch) and faiss (optional extra).
 
-Every backend returns neighbours in one order: exact float64 squared Euclidean distance, ties by gallery index.
+Every backend returns neighbours in one order (`reid.evaluation.topk`, also the order of the rank-list images):
+exact float64 squared Euclidean distance, ties by gallery index.
 Candidates come from float32 (or fp16-stored) distances with a margin of extra ones, and their order is then
 settled in float64, because float32 distances of high-dimensional features crowd together closer than float32 can
 separate: without this, two correct implementations (ours, faiss's BLAS) disagree on near-ties. Exact flat faiss
@@ -14,64 +15,17 @@ faiss is imported only when a faiss backend is asked for: `pip install 'reid-too
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
-import torch
 
+# the one top-k order (`exact_search` is its Euclidean form; `refine` settles faiss's candidates the same way)
+from ..evaluation.topk import ArrayLike, as_numpy, exact_topk as exact_search, refine  # noqa: F401 (re-exported)
 from ..utils.optional import faiss_available, import_faiss  # noqa: F401 (re-exported: reid.search's backends)
 
 # The search backends (`reid.search`, the demo's --backend): "exact" (torch) and one per FaissIndex kind.
 FAISS_KINDS = {"faiss": "flat", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}
 BACKENDS = ("exact", *FAISS_KINDS)
-ArrayLike = Union[np.ndarray, torch.Tensor]
-
-
-def _as_numpy(x: ArrayLike) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def refine(query: ArrayLike, gallery: ArrayLike, candidates: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Order each query's candidate gallery indices (-1 = none) by exact float64 distance, ties by index.
-
-    Returns (Q, k) indices and float64 squared distances; rows with fewer than k candidates pad with -1 / inf.
-    """
-    q = _as_numpy(query)
-    g = gallery if isinstance(gallery, np.ndarray) else _as_numpy(gallery)
-    out_i = np.full((len(q), k), -1, dtype=np.int64)
-    out_d = np.full((len(q), k), np.inf, dtype=np.float64)
-    for r in range(len(q)):
-        cand = np.unique(candidates[r][candidates[r] >= 0])  # sorted: a stable sort below breaks ties by index
-        diff = g[cand].astype(np.float64) - q[r].astype(np.float64)[None]
-        d = np.einsum("ij,ij->i", diff, diff)
-        order = np.argsort(d, kind="stable")[:k]
-        out_i[r, :len(order)], out_d[r, :len(order)] = cand[order], d[order]
-    return out_i, out_d
-
-
-def exact_search(query: torch.Tensor, gallery: torch.Tensor, k: int, extra: int = 8,
-                 chunk: int = 256) -> Tuple[np.ndarray, np.ndarray]:
-    """Exact top-k: float32 candidates (every item within the (k + extra)-th distance, so ties are all kept) from
-    the evaluation's distance (`reid.evaluation.distance.pairwise_distance`), then the float64 order."""
-    from ..evaluation.distance import pairwise_distance, squared_norms
-
-    q, g = query.float(), gallery.float()
-    g_sq = squared_norms(g)
-    m = min(len(g), k + extra)
-    idx, dist = [], []
-    for s in range(0, len(q), chunk):
-        d = pairwise_distance(q[s:s + chunk], g, "euclidean", g_sq)
-        cut = torch.kthvalue(d, m, dim=1, keepdim=True).values if m < len(g) else d.max(1, keepdim=True).values
-        mask = (d <= cut).numpy()
-        width = int(mask.sum(1).max())
-        cand = np.full((len(d), width), -1, dtype=np.int64)
-        for r, row in enumerate(mask):
-            hit = np.flatnonzero(row)
-            cand[r, :len(hit)] = hit
-        i, dd = refine(q[s:s + chunk], g, cand, min(k, len(g)))
-        idx.append(i)
-        dist.append(dd)
-    return np.concatenate(idx), np.concatenate(dist)
 
 
 class FaissIndex:
@@ -90,7 +44,7 @@ class FaissIndex:
         faiss = import_faiss()
         if kind not in FAISS_KINDS.values():
             raise ValueError(f"FaissIndex kind: expected 'flat', 'ivf' or 'hnsw', got {kind!r}")
-        g = gallery if isinstance(gallery, np.ndarray) else _as_numpy(gallery)
+        g = gallery if isinstance(gallery, np.ndarray) else as_numpy(gallery)
         if g.ndim != 2 or len(g) == 0:
             raise ValueError(f"FaissIndex: gallery features must be a non-empty (N, D) array, got {g.shape}")
         self.gallery, self.kind, self.extra = g, kind, int(extra)
@@ -133,7 +87,7 @@ class FaissIndex:
 
     def search(self, query: ArrayLike, k: int, refine_exact: bool = True) -> Tuple[np.ndarray, np.ndarray]:
         """(Q, k) gallery indices and squared distances, nearest first (float64 exact distances when refined)."""
-        q = np.ascontiguousarray(_as_numpy(query), dtype=np.float32)
+        q = np.ascontiguousarray(as_numpy(query), dtype=np.float32)
         k = min(int(k), len(self.gallery))
         m = min(len(self.gallery), k + self.extra) if refine_exact else k
         dist, idx = self.index.search(self._vectors(q), m)

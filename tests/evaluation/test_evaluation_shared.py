@@ -75,19 +75,71 @@ def test_exact_search_candidates_come_from_the_evaluation_distance(monkeypatch):
 
 @pytest.mark.parametrize("d", [8, 64, 512])
 def test_rank_gallery_uses_the_evaluation_distances(d):
+    from reid.evaluation.topk import exact_distances
+    from reid.inference.search_backends import exact_search
+
     q, g = _features(6, d, 3), _features(200, d, 4)
     g[9] = g[4]
     for i in range(len(q)):
         order, dist = rank_gallery(q[i], g, 10)
-        full = pairwise_distance(q[i:i + 1], g, "euclidean")[0]  # the evaluation's formula, bit for bit
+        full = pairwise_distance(q[i:i + 1], g, "euclidean")[0]  # the evaluation's float32 formula
         expected = torch.from_numpy(np.argsort(full.numpy(), kind="stable")[:10])
-        assert torch.equal(torch.from_numpy(order), expected)
-        assert torch.equal(torch.from_numpy(dist), full[expected])
+        assert torch.equal(torch.from_numpy(order), expected)  # no near-ties in random features: its order
+        # the distances are the search's float64 ones, bit for bit, within float32 rounding of the evaluation's
+        assert dist.dtype == np.float64 and np.array_equal(dist, exact_distances(q[i].numpy(), g[order].numpy()))
+        search_i, search_d = exact_search(q[i:i + 1], g, 10)
+        assert np.array_equal(order, search_i[0]) and np.array_equal(dist, search_d[0])
+        np.testing.assert_allclose(dist, full[expected].numpy(), atol=1e-5)
         # the order of the rank lists' former direct formula (no near-ties in random features)
         old = (g - q[i][None]).pow(2).sum(1)
         assert np.array_equal(order, np.argsort(old.numpy(), kind="stable")[:10])
         np.testing.assert_allclose(dist, old[expected].numpy(), atol=1e-5)
     assert list(rank_gallery(q[0], torch.cat([q[:1], q[:1]]), 2)[0]) == [0, 1]  # exact ties by gallery index
+
+
+def _old_rank_gallery(query_feature, gallery, topk):
+    """reid.evaluation.distance.rank_gallery before it used the search's order (float32 distances only)."""
+    d = pairwise_distance(query_feature.reshape(1, -1), gallery, "euclidean")[0]
+    order = np.argsort(d.numpy(), kind="stable")[:topk]
+    return order, d.numpy()[order]
+
+
+def _near_tie_gallery():
+    """A query and a gallery whose items 0 and 1 the float32 distance cannot tell apart: item 1 is the query itself
+    (distance 0), item 0 is 2^-12 away in one coordinate (squared distance 2^-24, which the float32 sum
+    |q|^2 + |g|^2 - 2 q.g rounds to 0 exactly). The other items are far, in other dimensions."""
+    d = 16
+    q = torch.zeros(1, d)
+    q[0, 0] = 1.0
+    near = q.clone()
+    near[0, 0] = 1.0 + 2.0 ** -12
+    far = 3 + torch.rand(6, d, generator=torch.Generator().manual_seed(0))
+    far[:, 0] = 0
+    return q, torch.cat([near, q, far])
+
+
+def test_rank_lists_and_the_search_agree_on_a_near_tie():
+    import reid
+
+    q, g = _near_tie_gallery()
+    old_order, old_dist = _old_rank_gallery(q[0], g, 5)
+    assert old_order[:2].tolist() == [0, 1] and old_dist[0] == old_dist[1] == 0  # float32: a tie, by index
+    order, dist = rank_gallery(q[0], g, 5)
+    assert order[:2].tolist() == [1, 0] and dist[0] == 0 and dist[1] == 2.0 ** -24  # float64: the query first
+    search_i, search_d = reid.search(q, g, topk=5)  # the demo's search
+    assert np.array_equal(order, search_i[0]) and np.array_equal(dist, search_d[0])
+    assert order.tolist() == np.argsort(((g.double() - q.double()) ** 2).sum(1).numpy(), kind="stable")[:5].tolist()
+
+
+def test_rank_gallery_in_cosine_distance_and_on_an_empty_gallery():
+    q, g = _near_tie_gallery()
+    order, dist = rank_gallery(q[0], g, 3, metric="cosine")
+    gn = torch.nn.functional.normalize(g.double(), dim=1)
+    exact = 1 - gn @ torch.nn.functional.normalize(q.double(), dim=1)[0]
+    assert order.tolist() == np.argsort(exact.numpy(), kind="stable")[:3].tolist()
+    np.testing.assert_allclose(dist, exact.numpy()[order], rtol=0, atol=1e-15)
+    order, dist = rank_gallery(q[0], g[:0], 3)  # every item left out by the protocol: nothing to draw
+    assert order.shape == (0,) and dist.shape == (0,)
 
 
 def test_rank_list_mask_is_the_former_expression():
@@ -187,3 +239,4 @@ def test_the_evaluation_package_never_imports_the_engine():
     offending = {f"{p.name} imports {n}" for p in _modules("evaluation") for n in imported(p)
                  if n == "reid.engine" or n.startswith("reid.engine.")}
     assert not offending, "; ".join(sorted(offending))
+
