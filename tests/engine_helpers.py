@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from reid.config import load_config, save_config
+from reid.engine.hooks import Hook, default_hooks
 
 # Python source that makes `import albumentations` / `import numba` fail, run first in a subprocess (or as its
 # sitecustomize.py): the machines without them (the lent GPU machine has torch, torchvision and opencv only).
@@ -74,3 +75,21 @@ def fixed_batch_loss(trainer) -> float:
 
 def state_equal(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+
+class StopAtStep(Hook):
+    """A trainer hook that asks the loop to stop after global step `step`, as Ctrl-C does (`stop_requested`): the
+    trainer saves a checkpoint at that step boundary and raises TrainingInterrupted."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def after_step(self, trainer) -> None:
+        if trainer.global_step == self.step:
+            trainer.stop_requested = True
+
+
+def stop_at_step(cfg: Dict[str, Any], step: int) -> List[Hook]:
+    """The default hooks plus a stop request after global step `step` (the last hook: the others ran first)."""
+    return default_hooks(cfg) + [StopAtStep(step)]

@@ -81,12 +81,13 @@ def _measure(trainer: Any, model: torch.nn.Module, keys: List[str]) -> Dict[str,
     return {k: compute_class_densities(torch.cat(v), y, trainer.num_classes) for k, v in feats.items()}
 
 
-def setup_density(trainer: Any) -> None:
-    """Measure D0 (and, when asked, the initial alpha_c) once before the first epoch; no-op without a density term
-    or when already done (`trainer.density_ready`, restored on resume)."""
+def setup_density(trainer: Any) -> bool:
+    """Measure D0 (and, when asked, the initial alpha_c) and set them on every density term; False (nothing done)
+    without a density term. Whether it has been done already is `hooks.DensityHook`'s to know: this function
+    measures each time it is called."""
     terms = _density_terms(trainer.losses)
-    if not terms or trainer.density_ready:
-        return
+    if not terms:
+        return False
     loss_cfg: Mapping[str, Any] = trainer.cfg["loss"]
     d0_source = loss_cfg.get("density_d0", START) or START
     init_source = loss_cfg.get("density_init", CONSTANT) or CONSTANT
@@ -108,8 +109,8 @@ def setup_density(trainer: Any) -> None:
         module.set_d0(measured[(d0_source, d0_key)].to(trainer.device))
         if init_source != CONSTANT:
             module.set_alpha(measured[(init_source, key)].to(trainer.device))
-    trainer.density_ready = True
     where = lambda s: "the network at start" if s == START else s  # noqa: E731
     alpha = "alpha_init" if init_source == CONSTANT else f"class densities of {where(init_source)}"
     trainer.monitor.log(f"density adaptivity: D0 measured on {len(trainer.train_set)} images ({d0_key} features of "
                         f"{where(d0_source)}); alpha initialised from {alpha}")
+    return True

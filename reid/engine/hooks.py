@@ -2,15 +2,18 @@
 
 The trainer calls, in list order, `before_train(trainer)`, `after_step(trainer)` after every optimisation
 step, `after_epoch(trainer, epoch)` (1-based, after the scheduler step and the epoch checkpoint) and
-`after_train(trainer)`; `close()` always runs. A hook reads and writes only the trainer's public attributes
-(`cfg`, `model`, `monitor`, `global_step`, `stop_requested`, ...) and imports nothing of `trainer.py`.
+`after_train(trainer)`; `close()` always runs. A hook sees the trainer only as `TrainerView` (its public
+attributes) and imports nothing of `trainer.py`. A hook with state of its own that a resume must restore
+returns it from `checkpoint_entries()` (written into every checkpoint) and reads it back in
+`load_checkpoint_entries(state)`.
 """
 from __future__ import annotations
 
 import os
 import signal
 import threading
-from typing import Any, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,32 +21,89 @@ import torch
 from . import distributed
 from ..checkpoint import save_checkpoint
 from .density_setup import setup_density
-from .evaluator import evaluate_features, feature_set
+from .evaluator import FeatureSet, evaluate_features, feature_set
+from .monitor import Monitor
+from .ranklists import draw_ranklists
+
+
+class TrainerView(Protocol):
+    """The part of the trainer a hook may read (and, for the stop request and the best result, set).
+
+    A protocol rather than the `Trainer` class: hooks stay importable without the loop, and a test can hand a
+    hook any object with these attributes.
+    """
+
+    cfg: Mapping[str, Any]
+    model: torch.nn.Module
+    losses: torch.nn.Module
+    monitor: Monitor
+    device: torch.device
+    dataset: Any
+    train_set: Sequence[Any]
+    num_classes: int
+    run_dir: Path
+    amp: bool
+    progress: bool
+    global_step: int
+    stop_requested: bool
+    stop_signal: Optional[int]
+    best_metric: float
+    best_epoch: int
+    result: Optional[Any]
+
+    def test_loader(self, samples: Sequence[Any], split: Optional[str]) -> Any: ...
+
+    def state(self, epoch: int, batch: int) -> Dict[str, Any]: ...
 
 
 class Hook:
-    def before_train(self, trainer: Any) -> None:
+    def before_train(self, trainer: TrainerView) -> None:
         pass
 
-    def after_step(self, trainer: Any) -> None:
+    def after_step(self, trainer: TrainerView) -> None:
         pass
 
-    def after_epoch(self, trainer: Any, epoch: int) -> None:
+    def after_epoch(self, trainer: TrainerView, epoch: int) -> None:
         pass
 
-    def after_train(self, trainer: Any) -> None:
+    def after_train(self, trainer: TrainerView) -> None:
         pass
 
     def close(self) -> None:
         pass
 
+    def checkpoint_entries(self) -> Dict[str, Any]:
+        """Top-level checkpoint entries holding this hook's state (none by default)."""
+        return {}
+
+    def load_checkpoint_entries(self, state: Mapping[str, Any]) -> None:
+        """Restore this hook's state from a checkpoint being resumed."""
+
 
 class DensityHook(Hook):
     """Density adaptivity (TMM'19): D0 (and optionally the initial alpha_c) measured once before the first step
-    (see `density_setup`: loss.density_d0, loss.density_init, loss.density_features)."""
+    (see `density_setup`: loss.density_d0, loss.density_init, loss.density_features).
 
-    def before_train(self, trainer: Any) -> None:
-        setup_density(trainer)
+    `ready` says that it was measured; it travels in the checkpoint as `density_ready` (the key checkpoints had
+    when the flag lived on the trainer, so they still resume), so a resumed run keeps the measured values
+    (restored with the loss parameters) instead of measuring its half-trained network again.
+    """
+
+    KEY = "density_ready"
+
+    def __init__(self) -> None:
+        self.ready = False
+
+    def before_train(self, trainer: TrainerView) -> None:
+        if not self.ready:
+            self.ready = setup_density(trainer)
+
+    def checkpoint_entries(self) -> Dict[str, Any]:
+        return {self.KEY: self.ready}
+
+    def load_checkpoint_entries(self, state: Mapping[str, Any]) -> None:
+        # a checkpoint written without this hook never measured anything
+        self.ready = bool(state.get(self.KEY, False))
 
 
 class InterruptHook(Hook):
@@ -60,7 +120,7 @@ class InterruptHook(Hook):
     def __init__(self) -> None:
         self.previous: dict = {}
 
-    def before_train(self, trainer: Any) -> None:
+    def before_train(self, trainer: TrainerView) -> None:
         trainer.stop_requested = False
         trainer.stop_signal = None
         if threading.current_thread() is not threading.main_thread():
@@ -91,7 +151,7 @@ class InterruptHook(Hook):
 class EvalHook(Hook):
     """Evaluation every `train.eval_every` epochs and at the last: results JSON, TensorBoard, best checkpoint."""
 
-    def after_epoch(self, trainer: Any, epoch: int) -> None:
+    def after_epoch(self, trainer: TrainerView, epoch: int) -> None:
         every, epochs = trainer.cfg["train"]["eval_every"], trainer.cfg["train"]["epochs"]
         if not every or not (epoch % every == 0 or epoch == epochs) or not distributed.is_main_process():
             return
@@ -109,7 +169,7 @@ class EvalHook(Hook):
         trainer.result = result
 
 
-def evaluate(trainer: Any, flip: Optional[bool] = None):
+def evaluate(trainer: TrainerView, flip: Optional[bool] = None) -> Tuple[Any, FeatureSet, FeatureSet]:
     """The run's model on its dataset's query/gallery split: (EvaluationResult, query, gallery feature sets)."""
     flip = trainer.cfg["train"]["flip_test"] if flip is None else flip
     sets = []
@@ -122,10 +182,8 @@ def evaluate(trainer: Any, flip: Optional[bool] = None):
     return result, query, gallery
 
 
-def ranklist_image(trainer: Any, query: Any, gallery: Any) -> None:
+def ranklist_image(trainer: TrainerView, query: FeatureSet, gallery: FeatureSet) -> None:
     """A few queries' top-8 gallery images, ranked as the evaluation ranks them, as one TensorBoard image."""
-    from .tester import draw_ranklists
-
     rows = [image for _, image in draw_ranklists(query, gallery, trainer.cfg["train"]["ranklist_queries"],
                                                  seed=trainer.cfg["seed"], topk=8,
                                                  has_cameras=trainer.dataset.has_cameras,
@@ -139,7 +197,7 @@ def ranklist_image(trainer: Any, query: Any, gallery: Any) -> None:
 class ProjectorHook(Hook):
     """TensorBoard embedding projector for a sample of the gallery, with thumbnails, after training."""
 
-    def after_train(self, trainer: Any) -> None:
+    def after_train(self, trainer: TrainerView) -> None:
         n = min(trainer.cfg["train"]["projector_samples"], len(trainer.dataset.gallery))
         if not n or not distributed.is_main_process():
             return

@@ -54,8 +54,7 @@ class Trainer:
     """Builds a run from a resolved config and trains it (`fit`)."""
 
     def __init__(self, cfg: Mapping[str, Any], resume: bool = False, progress: bool = True,
-                 interrupt_at_step: Optional[int] = None, overwrite: bool = False,
-                 hooks: Optional[Sequence[Hook]] = None) -> None:
+                 overwrite: bool = False, hooks: Optional[Sequence[Hook]] = None) -> None:
         self.run_dir = Path(cfg["output_dir"])
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: --resume continues the run in "
@@ -64,7 +63,7 @@ class Trainer:
         # of fit() or close(). A refusal during set-up releases it and leaves no folder it created behind.
         self.lock: Optional[RunLock] = RunLock.acquire(self.run_dir) if is_main_rank() else None
         try:
-            self._setup(cfg, resume, progress, interrupt_at_step, overwrite, hooks)
+            self._setup(cfg, resume, progress, overwrite, hooks)
         except BaseException as exc:
             monitor = getattr(self, "monitor", None)
             if monitor is not None:  # train.log says why the run did not start; no TensorBoard run was made
@@ -78,11 +77,10 @@ class Trainer:
             self.lock.release(remove_empty_dir)
             self.lock = None
 
-    def _setup(self, cfg: Mapping[str, Any], resume: bool, progress: bool, interrupt_at_step: Optional[int],
-               overwrite: bool, hooks: Optional[Sequence[Hook]]) -> None:
+    def _setup(self, cfg: Mapping[str, Any], resume: bool, progress: bool, overwrite: bool,
+               hooks: Optional[Sequence[Hook]]) -> None:
         self.cfg = cfg
         self.progress = progress
-        self.interrupt_at_step = interrupt_at_step  # tests: a Ctrl-C request after this global step
         _check_run(cfg, self.run_dir, resume, overwrite)
         self.device = resolve_device(cfg["train"]["device"])
         if cfg["train"]["threads"]:
@@ -131,8 +129,8 @@ class Trainer:
 
         self.start_epoch, self.start_batch, self.global_step = 0, 0, 0
         self.best_metric, self.best_epoch = -1.0, -1
-        self.density_ready = False
-        self.stop_requested = False
+        self.stop_requested = False  # set by a hook (InterruptHook: Ctrl-C, SIGTERM); checked at step boundaries
+        self.stop_signal: Optional[int] = None
         self.result = None
         if resume:
             self._resume()
@@ -181,11 +179,18 @@ class Trainer:
             "rng": capture_rng_states(),
             "best_metric": self.best_metric,
             "best_epoch": self.best_epoch,
-            "density_ready": self.density_ready,
             "num_classes": self.num_classes,
             "pipeline": self.loader.pipeline,  # data.cache_max_gb (resume-safe) can switch it: see _resume
             "config": dict(self.cfg),
+            **self._hook_entries(),
         }
+
+    def _hook_entries(self) -> Dict[str, Any]:
+        """The hooks' own state (`Hook.checkpoint_entries`, e.g. DensityHook's `density_ready`)."""
+        entries: Dict[str, Any] = {}
+        for hook in self.hooks:
+            entries.update(hook.checkpoint_entries())
+        return entries
 
     def save(self, epoch: int, batch: int, path: Optional[Path] = None) -> Optional[Path]:
         if not distributed.is_main_process():
@@ -214,7 +219,8 @@ class Trainer:
         self.start_epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
         self.global_step = int(state["global_step"])
         self.best_metric, self.best_epoch = float(state["best_metric"]), int(state["best_epoch"])
-        self.density_ready = bool(state["density_ready"])
+        for hook in self.hooks:
+            hook.load_checkpoint_entries(state)
         restore_rng_states(state["rng"])
         self.monitor.log(f"resumed from {self.checkpoint_path}: epoch {self.start_epoch}, batch {self.start_batch}")
 
@@ -287,14 +293,11 @@ class Trainer:
                             **({"run ETA": format_seconds(eta)} if eta is not None else {}))
             for hook in self.hooks:
                 hook.after_step(self)
-            if self.interrupt_at_step is not None and self.global_step == self.interrupt_at_step:
-                self.stop_requested = True
             if distributed.any_rank(self.stop_requested):
                 path = self.save(epoch, batch_index)
                 self.monitor.log(f"interrupted at epoch {epoch + 1}, batch {batch_index}: checkpoint saved to "
                                  f"{path}; continue with --resume")
-                raise TrainingInterrupted(f"training interrupted; checkpoint saved to {path}",
-                                          getattr(self, "stop_signal", None))
+                raise TrainingInterrupted(f"training interrupted; checkpoint saved to {path}", self.stop_signal)
         n = max(1, batch_index - start_batch)
         means = {k: v / n for k, v in sums.items()}
         self.monitor.epoch_scalars(means, epoch + 1, self.global_step, prefix="epoch_loss/")

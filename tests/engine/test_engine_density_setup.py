@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from reid.checkpoint import CheckpointError, save_checkpoint
 from reid.engine.density_setup import setup_density
+from reid.engine.hooks import DensityHook
 from reid.losses import CombinedLoss
 
 NUM_CLASSES = 3
@@ -41,7 +42,7 @@ def fake_trainer(tmp_path, **loss_cfg):
     cfg = {"loss": {"density_features": "pooled", **loss_cfg}, "transforms": {}, "data": {"test_batch_size": 5}}
     return SimpleNamespace(model=Tiny(1), losses=losses, train_set=list(range(12)), cfg=cfg,
                            device=torch.device("cpu"), build_test_loader=lambda *a, **k: batches,
-                           monitor=SimpleNamespace(log=logs.append), progress=False, density_ready=False,
+                           monitor=SimpleNamespace(log=logs.append), progress=False,
                            num_classes=NUM_CLASSES, logs=logs)
 
 
@@ -51,16 +52,46 @@ def module_of(trainer):
 
 def test_defaults_measure_d0_at_start_and_keep_the_papers_alpha(tmp_path):
     trainer = fake_trainer(tmp_path)
-    setup_density(trainer)
+    hook = DensityHook()
+    hook.before_train(trainer)
     with torch.no_grad():
         d0 = densities(trainer.model(IMAGES)["pooled"], PIDS)
     module = module_of(trainer)
     torch.testing.assert_close(module.d0, d0 / d0.mean())
     torch.testing.assert_close(module.alpha.detach(), torch.full((NUM_CLASSES,), 0.5))
-    assert trainer.density_ready and "network at start" in trainer.logs[0]
+    assert hook.ready and "network at start" in trainer.logs[0]
+    assert hook.checkpoint_entries() == {"density_ready": True}
     module.d0.fill_(7.0)
-    setup_density(trainer)  # already done (e.g. restored on resume): nothing is measured again
-    assert (module.d0 == 7.0).all()
+    hook.before_train(trainer)  # already done: nothing is measured again
+    assert (module.d0 == 7.0).all() and len(trainer.logs) == 1
+
+
+def test_a_resumed_hook_does_not_measure_again(tmp_path):
+    """The checkpoint's `density_ready` (the key older checkpoints have too) restores the hook's state."""
+    trainer = fake_trainer(tmp_path)
+    module = module_of(trainer)
+    module.d0.fill_(7.0)
+    hook = DensityHook()
+    hook.load_checkpoint_entries({"density_ready": True, "epoch": 1})
+    hook.before_train(trainer)
+    assert (module.d0 == 7.0).all() and trainer.logs == []
+    hook.load_checkpoint_entries({"epoch": 1})  # written without the hook: nothing was measured
+    assert hook.checkpoint_entries() == {"density_ready": False}
+    hook.before_train(trainer)
+    with torch.no_grad():
+        d0 = densities(trainer.model(IMAGES)["pooled"], PIDS)
+    torch.testing.assert_close(module.d0, d0 / d0.mean())
+    assert hook.ready and len(trainer.logs) == 1
+
+
+def test_without_a_density_term_nothing_is_measured(tmp_path):
+    trainer = fake_trainer(tmp_path)
+    trainer.losses = CombinedLoss([{"name": "triplet"}])
+    trainer.build_test_loader = None  # measuring would call it
+    hook = DensityHook()
+    hook.before_train(trainer)
+    assert setup_density(trainer) is False
+    assert hook.checkpoint_entries() == {"density_ready": False} and trainer.logs == []
 
 
 def test_alpha_from_start_and_d0_from_checkpoint(tmp_path):

@@ -1,16 +1,18 @@
 """A few training steps per loss family and for distillation reduce the loss; every shipped config builds."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from engine_helpers import config_file, fixed_batch_loss, tiny_config
+from engine_helpers import config_file, fixed_batch_loss, stop_at_step, tiny_config
 from reid.config import load_config
 from reid.builders import build_losses_from_config, build_model_from_config
-from reid.engine.density_setup import setup_density
-from reid.engine.trainer import Trainer
+from reid.engine.hooks import DensityHook
+from reid.engine.trainer import Trainer, TrainingInterrupted
+from reid.losses import LOSSES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,13 +39,18 @@ def test_training_reduces_loss(family, tiny_market, tmp_path):
                       train={"epochs": spec.get("epochs", 3), "iters_per_epoch": 4, "eval_every": spec.get("epochs", 3),
                              "projector_samples": 0})
     trainer = Trainer(cfg, progress=False)
-    setup_density(trainer)
+    # the density terms' D0 first (as fit() would), so that the loss before training is the one fit() starts from
+    next(h for h in trainer.hooks if isinstance(h, DensityHook)).before_train(trainer)
     before = fixed_batch_loss(trainer)
     result = trainer.fit()
     after = fixed_batch_loss(trainer)
     trainer.close()
     assert after < before, f"{family}: loss {before:.4f} -> {after:.4f}"
-    assert 0.0 <= result.mAP <= 1.0
+    # one evaluation (eval_every = epochs): fit() returns it, the results file and the best checkpoint record it
+    epochs = spec.get("epochs", 3)
+    saved = json.loads((tmp_path / "run" / f"results_epoch{epochs}.json").read_text())
+    assert saved["mAP"] == result.mAP and saved["rank1"] == result.rank(1)
+    assert (trainer.best_metric, trainer.best_epoch) == (result.mAP, epochs)
     assert (tmp_path / "run" / "checkpoint.pth").is_file()
     assert (tmp_path / "run" / "config.yaml").is_file()
 
@@ -58,6 +65,27 @@ def test_density_d0_measured_and_checkpointed(tiny_market, tmp_path):
     assert state["density_ready"] is True
     d0 = [v for k, v in state["losses"].items() if k.endswith("d0")]
     assert d0 and torch.isfinite(d0[0]).all() and d0[0].numel() == trainer.num_classes
+
+
+def test_density_state_resumes_from_the_checkpoint(tiny_market, tmp_path):
+    """DensityHook's `density_ready` goes into the checkpoint and comes back on resume: D0 is kept, not measured
+    again on the half-trained network."""
+    cfg = tiny_config(tmp_path / "run", tiny_market, FAMILIES["density_adaptivity"]["terms"],
+                      train={"epochs": 2, "iters_per_epoch": 2, "eval_every": 0, "projector_samples": 0})
+    first = Trainer(cfg, progress=False, hooks=stop_at_step(cfg, 3))
+    with pytest.raises(TrainingInterrupted):
+        first.fit()
+    first.close()
+    saved = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)
+    assert saved["density_ready"] is True and (saved["epoch"], saved["batch"]) == (1, 1)
+    second = Trainer(cfg, resume=True, progress=False)
+    assert next(h for h in second.hooks if isinstance(h, DensityHook)).ready
+    second.fit()
+    second.close()
+    final = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)
+    d0 = [k for k in saved["losses"] if k.endswith("d0")]
+    assert d0 and all(torch.equal(final["losses"][k], saved["losses"][k]) for k in d0)
+    assert final["density_ready"] is True
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +140,9 @@ def test_config_loads_and_builds(path):
     cfg = load_config(path, ["model.pretrained=none"])
     model = build_model_from_config(cfg, 10)
     losses = build_losses_from_config(cfg, 10, model)
-    assert len(list(losses.children())) >= 1
+    terms = cfg["loss"]["terms"]  # every configured term built, in order, with its class and weight
+    assert [type(m) for m in losses.losses.values()] == [LOSSES.get(t["name"]) for t in terms]
+    assert [s["weight"] for s in losses.specs] == [float(t.get("weight", 1.0)) for t in terms]
     model.eval()
     height, width = cfg["transforms"].get("height", 256), cfg["transforms"].get("width", 128)
     with torch.no_grad():

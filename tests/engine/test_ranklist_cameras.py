@@ -26,7 +26,7 @@ def _sets(tiny_market):
 @pytest.mark.parametrize("base", [1, 0])
 def test_ranklist_labels_use_the_file_names_camera_numbers(tiny_market, monkeypatch, base):
     from reid import visualize
-    from reid.engine.tester import draw_ranklists
+    from reid.engine.ranklists import draw_ranklists
 
     seen = []
 

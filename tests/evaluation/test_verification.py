@@ -132,7 +132,7 @@ def _feature_set(pids, camids, features, prefix):
 def test_ranklists_keep_true_matches_without_cameras(has_cameras, monkeypatch, tmp_path):
     """A dataset without camera ids (every camid 0): its same-id items are true matches, not removed."""
     import reid.visualize as visualize
-    from reid.engine.tester import write_ranklists
+    from reid.engine.ranklists import write_ranklists
 
     drawn = []
     monkeypatch.setattr(visualize, "draw_ranklist", lambda *a, **k: drawn.append((a, k)) or np.zeros((2, 2, 3)))
