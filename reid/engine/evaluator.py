@@ -19,7 +19,7 @@ class FeatureSet:
     paths: List[str]
 
 
-def extract_features(
+def loader_features(
     model: torch.nn.Module,
     loader: torch.utils.data.DataLoader,
     device: torch.device,
@@ -28,9 +28,9 @@ def extract_features(
     desc: str = "features",
     progress: bool = True,
 ) -> Tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Run the model in eval mode over an ordered loader (the evaluation package's one extraction loop, fed the
-    loader's images); `flip` averages with the mirrored image. Returns (features, pids, camids)."""
-    from ..evaluation.features import extract_features as extract
+    """`reid.evaluation.extract_features` (the one extraction loop) fed the images of an ordered loader, with the
+    loader's labels kept; `flip` averages with the mirrored image. Returns (features, pids, camids)."""
+    from ..evaluation.features import extract_features
 
     pids, camids = [], []
 
@@ -41,13 +41,13 @@ def extract_features(
             camids.append(batch["camid"].numpy())
             yield batch["img"]
 
-    feats = extract(model, images(), device, flip=flip, amp=amp, desc=desc)
+    feats = extract_features(model, images(), device, flip=flip, amp=amp, desc=desc)
     return feats, np.concatenate(pids), np.concatenate(camids)
 
 
 def feature_set(model, samples, loader, device, flip=False, amp=False, desc="features",
                 progress: bool = True) -> FeatureSet:
-    feats, pids, camids = extract_features(model, loader, device, flip=flip, amp=amp, desc=desc, progress=progress)
+    feats, pids, camids = loader_features(model, loader, device, flip=flip, amp=amp, desc=desc, progress=progress)
     return FeatureSet(feats, pids, camids, [s.path for s in samples])
 
 
@@ -69,6 +69,7 @@ def evaluate_features(
 ):
     """Call `reid.evaluation.evaluate` with the options of the `test` config section."""
     from ..evaluation import evaluate
+    from ..evaluation.verification import query_positions
 
     qf = query.features if query_features is None else query_features
     kwargs: Dict[str, Any] = dict(
@@ -86,7 +87,5 @@ def evaluate_features(
     if has_cameras:
         return evaluate(qf, gallery.features, query.pids, gallery.pids, query.camids, gallery.camids, **kwargs)
     # No camera information: only the query itself is removed from its ranking when it is in the gallery.
-    position = {p: i for i, p in enumerate(gallery.paths)}
-    query_in_gallery = np.array([position.get(p, -1) for p in query.paths], dtype=np.int64)
     return evaluate(qf, gallery.features, query.pids, gallery.pids, None, None,
-                    query_in_gallery=query_in_gallery, **kwargs)
+                    query_in_gallery=query_positions(query.paths, gallery.paths), **kwargs)

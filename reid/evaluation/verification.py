@@ -31,6 +31,13 @@ ROLE_NAMES = {NEGATIVE: "different id", MATCH: "true match", SAME_CAMERA: "same 
 DEFAULT_FARS = (1e-2, 1e-3, 1e-4)
 
 
+def query_positions(query_paths: Sequence[str], gallery_paths: Sequence[str]) -> np.ndarray:
+    """Each query's index in the gallery (the same path), -1 where it is not there: the `query_in_gallery` that
+    `evaluate` and `gallery_roles` take for data without camera ids, where only the query itself is left out."""
+    position = {p: i for i, p in enumerate(gallery_paths)}
+    return np.array([position.get(p, -1) for p in query_paths], dtype=np.int64)
+
+
 def gallery_roles(q_pids: np.ndarray, g_pids: np.ndarray, q_camids: Optional[np.ndarray] = None,
                   g_camids: Optional[np.ndarray] = None,
                   query_in_gallery: Optional[np.ndarray] = None) -> np.ndarray:

@@ -166,7 +166,7 @@ class _Net(torch.nn.Module):
 
 
 def _old_engine_loop(model, loader, device, flip=False):
-    """reid.engine.evaluator.extract_features' loop before it called the evaluation package."""
+    """reid.engine.evaluator's extraction loop (now `loader_features`) before it called the evaluation package."""
     def emb(m, images):
         out = m(images)
         return out["normalized"] if isinstance(out, Mapping) else out
@@ -188,7 +188,7 @@ def _old_engine_loop(model, loader, device, flip=False):
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_one_extraction_loop_gives_the_former_features(flip):
-    from reid.engine.evaluator import extract_features as engine_extract
+    from reid.engine.evaluator import loader_features as engine_extract
     from reid.evaluation.features import extract_features
 
     torch.manual_seed(0)
@@ -214,7 +214,7 @@ def test_feature_extractor_uses_the_same_loop(tmp_path):
     from engine_helpers import tiny_config
     from reid.builders import build_model_from_config
     from reid.checkpoint import save_checkpoint
-    from reid.engine.evaluator import extract_features as engine_extract
+    from reid.engine.evaluator import loader_features as engine_extract
     from reid.inference import FeatureExtractor
 
     cfg = tiny_config(tmp_path / "run", tmp_path / "data", [{"name": "softmax"}], {"classifier": "linear"})
@@ -240,3 +240,22 @@ def test_the_evaluation_package_never_imports_the_engine():
                  if n == "reid.engine" or n.startswith("reid.engine.")}
     assert not offending, "; ".join(sorted(offending))
 
+
+def test_one_function_is_named_extract_features():
+    """The engine's loader-fed form is `loader_features`: one name, one signature."""
+    import ast
+    from pathlib import Path
+
+    root = Path(evaluation.__file__).resolve().parents[1]
+    defined = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                     for node in ast.walk(ast.parse(p.read_text()))
+                     if isinstance(node, ast.FunctionDef) and node.name == "extract_features")
+    assert defined == ["evaluation/features.py"]
+
+
+def test_query_positions_is_the_query_in_gallery_map():
+    from reid.evaluation.verification import query_positions
+
+    got = query_positions(["b", "x", "a", "b"], ["a", "b", "c"])
+    assert got.dtype == np.int64 and got.tolist() == [1, -1, 0, 1]
+    assert query_positions([], ["a"]).tolist() == []
