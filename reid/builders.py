@@ -24,17 +24,16 @@ def build_dataset_from_config(cfg: Mapping[str, Any], **extra: Any):
 
     Names and options are checked before anything is read: an unknown dataset, an unknown option or a value the
     adapter rejects is a ConfigError naming the config key, so the CLI prints one line instead of a traceback."""
-    from .data.datasets import DatasetError, build_dataset, dataset_options
+    from .data.datasets import DatasetError, build_dataset, unknown_options
 
     data = cfg["data"]
     kwargs = dict(data["kwargs"] or {})
     kwargs.update(extra)
     name = data["dataset"]
     try:
-        valid = dataset_options(name)
+        unknown, valid = unknown_options(name, kwargs)
     except KeyError as exc:
         raise ConfigError(f"data.dataset: {_message(exc)}") from None
-    unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         keys = ", ".join(f"data.kwargs.{k}" if k in (data["kwargs"] or {}) else f"test.dataset_kwargs.{k}"
                          for k in unknown)
@@ -98,22 +97,21 @@ def build_losses_from_config(cfg: Mapping[str, Any], num_classes: int, model: Op
                              teacher: Optional[torch.nn.Module] = None):
     """`CombinedLoss` from `loss.terms`; sizes a term needs (class count, student / teacher embedding dims for a
     FitNet regressor) are filled in from the run when the term does not give them."""
-    from .losses import LOSSES, CombinedLoss
+    from .losses import CombinedLoss
+    from .losses.combined import check_term
 
     known = {"num_classes": num_classes,
              "student_dim": getattr(model, "embedding_dim", None),
              "teacher_dim": getattr(getattr(teacher, "model", teacher), "embedding_dim", None)}
     terms: List[Dict[str, Any]] = []
     for i, term in enumerate(cfg["loss"]["terms"] or []):
-        if not isinstance(term, Mapping):
-            raise ConfigError(f"loss.terms[{i}]: expected a mapping such as {{name: triplet}}, got {term!r}")
-        term = dict(term)
-        if "name" not in term:
-            raise ConfigError(f"loss.terms[{i}] {term!r} has no 'name'")
         try:
-            params = _constructor_params(LOSSES.get(term["name"]))
+            term, cls = check_term(i, term)  # the checks CombinedLoss makes too, before any size is filled in
         except KeyError as exc:
             raise ConfigError(f"loss.terms[{i}].name: {_message(exc)}") from None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        params = _constructor_params(cls)
         for key, value in known.items():
             if key in params and key not in term and value is not None:
                 term[key] = value

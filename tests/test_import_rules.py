@@ -21,7 +21,7 @@ ONLY: Dict[str, Set[str]] = {
     "reid.registry": set(),
     "reid.version": set(),
     "reid.config": {"reid.utils", "reid.registry"},
-    "reid.data": {"reid.registry", "reid.utils"},
+    "reid.data": {"reid.registry", "reid.utils", "reid.config.schema"},  # option lists: the schema's CHOICES
     "reid.models": {"reid.registry", "reid.utils"},
     "reid.losses": {"reid.registry", "reid.utils"},
     "reid.evaluation": {"reid.config.schema", "reid.utils"},

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..config.schema import CHOICES
 from ..utils import atomic_path, atomic_write
 from . import cache_folder
 from .image_io import ImageReadError, read_image
@@ -60,7 +61,7 @@ class DecodedImages:
         return torch.from_numpy(np.ascontiguousarray(self.images[np.asarray(indices, dtype=np.int64)]))
 
 
-HASHES = ("stat", "content")  # data.cache_hash: what identifies a file's version in the key
+HASHES = CHOICES["data.cache_hash"]  # what identifies a file's version in the key (the config's data.cache_hash)
 
 
 def cache_key(paths: Sequence[str], height: int, width: int, hash_by: str = "stat") -> str:

@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from ..config.schema import CHOICES
+
 PathLike = Union[str, Path]
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -31,6 +33,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"  # the chunk type and its (constant) CRC: the last 8 bytes of every complete PNG
 TAIL_BYTES = 64
 SHOWN = 10  # bad files named in one message; the rest are counted
+ON_ERROR = CHOICES["data.on_error"]  # what an unreadable image does: the config's data.on_error values
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # image files by name: own-data folders, the demo's gallery
 
 
 class ImageReadError(OSError):
@@ -175,8 +179,8 @@ def apply_error_policy(samples: Sequence[Any], bad: Sequence[Tuple[str, str]], o
     identities left with no image at all are named in the warning (they drop out of the split rather than fail
     later when an image of theirs is requested).
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"data.on_error: expected 'raise' or 'skip', got {on_error!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"data.on_error: expected {' or '.join(map(repr, ON_ERROR))}, got {on_error!r}")
     samples = list(samples)
     if not bad:
         return samples

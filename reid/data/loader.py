@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .image_io import ImageReadError, read_image  # noqa: F401  (re-exported: strict reading lives there)
+from .image_io import ON_ERROR, ImageReadError, read_image  # noqa: F401  (re-exported: strict reading lives there)
 from .transforms import build_transforms
 
 
@@ -24,8 +24,8 @@ class ImageDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Any], transform=None, on_error: str = "raise") -> None:
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error: expected {' or '.join(map(repr, ON_ERROR))}, got {on_error!r}")
         self.samples = list(samples)
         self.transform = transform
         self.on_error = on_error

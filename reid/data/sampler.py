@@ -7,6 +7,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 import numpy as np
 import torch.distributed as dist
 
+from ..config.schema import CHOICES
+
 
 class PKSampler:
     """A batch sampler (pass as `DataLoader(batch_sampler=...)`) yielding lists of P*K dataset indices.
@@ -155,7 +157,7 @@ class DarkRankSampler:
         self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
 
 
-SAMPLERS = ("pk", "darkrank")
+SAMPLERS = CHOICES["data.sampler"]  # the batch samplers below (the config's data.sampler values)
 
 
 def build_batch_sampler(name: str, pids: Sequence[int], camids: Sequence[int], p: int, k: int, seed: int,

@@ -17,13 +17,14 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from ..config.schema import CHOICES
 from .batch_augment import BatchAugment
 from .cache import DecodedImages, decode_in_memory
 from .loader import BatchFields, ImageDataset, ImageReadError, no_opencv_threads
 from .sampler import PKSampler
 from .transforms import build_transforms, resolve
 
-PIPELINES = ("tensor", "albumentations")
+PIPELINES = CHOICES["data.pipeline"]  # the two data paths above (the config's data.pipeline values)
 
 
 class SeededBatches(torch.utils.data.Sampler):

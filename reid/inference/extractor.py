@@ -93,7 +93,7 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
     Returns:
         (indices, distances): int64 and float64 arrays of shape (Q, topk), nearest first.
     """
-    from .search_backends import BACKENDS, FaissIndex, exact_search
+    from .search_backends import BACKENDS, FAISS_KINDS, FaissIndex, exact_search
 
     if backend not in BACKENDS:
         raise ValueError(f"search: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -127,11 +127,12 @@ def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: i
     if backend == "exact":
         return exact_search(q, g, topk)
     if index is None:
-        index = FaissIndex(g.numpy(), kind={"faiss": "flat", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}[backend])
+        index = FaissIndex(g.numpy(), kind=FAISS_KINDS[backend])
     return index.search(q, topk)
 
 
 def list_images(folder: Union[str, Path]) -> List[Path]:
-    """Every image file under `folder`, recursively, in a stable order."""
-    exts = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    """Every image file under `folder` (`reid.data.image_io.IMAGE_EXTS`), recursively, in a stable order."""
+    from ..data.image_io import IMAGE_EXTS
+
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)

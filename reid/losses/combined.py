@@ -12,6 +12,17 @@ from .registry import LOSSES
 TERM_KEYS = {"name", "weight", "input", "teacher_input", "target"}
 
 
+def check_term(i: int, term: Any) -> Tuple[Dict[str, Any], type]:
+    """`loss.terms[i]` as a dict, and its registered loss class: the checks every reader of `loss.terms` shares (the
+    config's builder and `CombinedLoss`). ValueError for an entry that is not a mapping or has no 'name'; the
+    registry's KeyError, naming the closest registered loss, for an unknown name."""
+    if not isinstance(term, Mapping):
+        raise ValueError(f"loss.terms[{i}]: expected a mapping such as {{name: triplet}}, got {term!r}")
+    if "name" not in term:
+        raise ValueError(f"loss.terms[{i}] has no 'name': {dict(term)!r}")
+    return dict(term), LOSSES.get(term["name"])
+
+
 class CombinedLoss(nn.Module):
     """Weighted sum of registered losses.
 
@@ -29,10 +40,7 @@ class CombinedLoss(nn.Module):
         self.losses = nn.ModuleDict()
         self.specs: List[Dict[str, Any]] = []
         for i, term in enumerate(terms):
-            term = dict(term)
-            if "name" not in term:
-                raise ValueError(f"loss.terms[{i}] has no 'name'")
-            cls = LOSSES.get(term["name"])
+            term, cls = check_term(i, term)
             params = {k: v for k, v in term.items() if k not in TERM_KEYS}
             accepted = inspect.signature(cls.__init__).parameters
             if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, List
+from typing import Any, List, Mapping, Tuple
 
 from ...registry import Registry
 from .base import BACKGROUND_PID, DISTRACTOR_PID, JUNK_PID, DatasetError, ReIDDataset, Sample
@@ -25,11 +25,18 @@ def dataset_options(name: str) -> List[str]:
     return options
 
 
+def unknown_options(name: str, options: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+    """(the keys of `options` that adapter `name` does not accept, sorted; the ones it accepts): the one check of
+    dataset options, by `build_dataset` and by the config's builder (which names the config keys). KeyError for an
+    unknown name."""
+    valid = dataset_options(name)
+    return sorted(set(options) - set(valid)), valid
+
+
 def build_dataset(name: str, root: str = "datasets", **kwargs: Any) -> ReIDDataset:
     """Adapter `name` on `root`; an unknown option is a DatasetError naming it and the valid ones (checked here
     because Python's own 'unexpected keyword argument' message names neither the dataset nor the alternatives)."""
-    valid = dataset_options(name)
-    unknown = sorted(set(kwargs) - set(valid))
+    unknown, valid = unknown_options(name, kwargs)
     if unknown:
         raise DatasetError(f"dataset '{name}': unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     return DATASETS.build(name, root=root, **kwargs)
@@ -37,5 +44,5 @@ def build_dataset(name: str, root: str = "datasets", **kwargs: Any) -> ReIDDatas
 
 from . import cuhk01, cuhk03, folder, market1501, synthetic  # noqa: E402,F401  (registration)
 
-__all__ = ["DATASETS", "build_dataset", "dataset_options", "Sample", "ReIDDataset", "DatasetError", "JUNK_PID",
-           "BACKGROUND_PID", "DISTRACTOR_PID"]
+__all__ = ["DATASETS", "build_dataset", "dataset_options", "unknown_options", "Sample", "ReIDDataset", "DatasetError",
+           "JUNK_PID", "BACKGROUND_PID", "DISTRACTOR_PID"]

@@ -17,10 +17,10 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+from ..image_io import IMAGE_EXTS
 from . import DATASETS
 from .base import DatasetError, ReIDDataset, Sample
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SHOWN = 10
 
 
