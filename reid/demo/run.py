@@ -8,7 +8,8 @@ What the demo writes, and what it refuses:
 - only into a new or empty folder, or one it made before (it holds `.reid-demo.json`, listing the demo's files, and
   nothing else); any other folder needs `--force`. Never a folder inside the gallery (its PNGs would be indexed);
 - every check (checkpoint, gallery, queries, output) runs before the folder is made: a failed start leaves nothing.
-Rank lists mark items as the evaluation protocol treats them (`reid.evaluation.verification.gallery_roles`).
+Rank lists mark items as the evaluation protocol treats them (`reid.demo.roles`); each query's table, page entry
+and PNG are `reid.demo.report`'s.
 """
 from __future__ import annotations
 
@@ -17,30 +18,27 @@ import math
 import argparse
 import hashlib
 import os
-import re
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 
 from .cache import FeatureCache
-from .output import THUMBS, DemoError, OutputFolder, check_output, copies_of, inside, write_thumbnail
+from .output import THUMBS, DemoError, OutputFolder, check_output, inside
+from .report import Accuracy, ReportSetting, protocol_note, report_query
+from .roles import NAME_PATTERN, UNKNOWN_ID, UNKNOWN_ROLE, parse_ids  # noqa: F401 (their old home: re-exported)
 from ..inference.extractor import FeatureExtractor, list_images, search
 from ..inference.search_backends import BACKENDS
 from ..utils import install_hint
 
-NAME_PATTERN = re.compile(r"^(-1|\d{4})_c(\d+)")  # Market-1501 style names carry person and camera ids
-UNKNOWN_ID = -3  # an unparsable gallery name: neither junk (-1) nor anyone's id
-UNKNOWN_ROLE = -1  # a gallery item whose relation to the query is unknown (no ids in the names)
 METRICS = {False: "squared euclidean", True: "k-reciprocal re-ranked"}
 METRIC_TEXT = {False: "squared Euclidean distance of L2-normalised features (0 = identical, 4 = opposite)",
                True: "k-reciprocal re-ranked distance (Zhong et al. 2017)"}
-
 
 @dataclass
 class GalleryIndex:
@@ -104,16 +102,6 @@ def index_gallery(extractor: FeatureExtractor, files: Sequence[Path], cache_fold
                         sizes=[live[p][0] for p in paths])
 
 
-def parse_ids(path: str) -> Optional[Tuple[int, int]]:
-    match = NAME_PATTERN.match(Path(path).name)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _safe_name(stem: str, limit: int = 60) -> str:
-    # file-system friendly and short: a 250-character query name must not exceed the 255-byte name limit
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:limit] or "query"
-
-
 def _threshold(value: Optional[str], rerank: bool) -> Optional[float]:
     if value is None:
         return None
@@ -152,39 +140,26 @@ def _check_backend(backend: str, rerank: bool) -> None:
             raise DemoError(f"--backend {backend}: {exc}") from None
 
 
-def _roles(queries: Sequence[str], gallery_paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], bool]:
-    """Per query, the protocol role of every gallery item (None when the query's name carries no ids); and whether
-    every gallery name carries ids (only then is a top-k accuracy meaningful)."""
-    from ..evaluation.verification import gallery_roles
+@dataclass
+class DemoInputs:
+    """What `check_inputs` found usable, before anything is written."""
 
-    parsed = [parse_ids(p) for p in gallery_paths]
-    g_pids = np.array([p[0] if p else UNKNOWN_ID for p in parsed])
-    g_cams = np.array([p[1] if p else UNKNOWN_ID for p in parsed])
-    position = {p: i for i, p in enumerate(gallery_paths)}
-    out: List[Optional[np.ndarray]] = []
-    for q in queries:
-        ids = parse_ids(q)
-        if ids is None:
-            out.append(None)
-            continue
-        qig = np.array([position.get(str(Path(q).resolve()), -1)])
-        out.append(gallery_roles(np.array([ids[0]]), g_pids, np.array([ids[1]]), g_cams, qig)[0])
-    return out, all(p is not None for p in parsed)
+    checkpoint: Path
+    gallery_dir: Path
+    out_dir: Path
+    query_arrays: List[np.ndarray]
+    limit: Optional[float]  # --threshold as a distance
+    own: Set[str]  # the demo's own files already in the output folder
+    files: List[Path]  # the gallery images (none inside the output folder)
+    extractor: FeatureExtractor
 
 
-def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, topk: int = 10,
-             rerank: bool = False, device: str = "auto", flip: bool = False, backend: str = "exact",
-             threshold: Optional[str] = None, force: bool = False,
-             progress: bool = True) -> Dict[str, List[Tuple[str, float]]]:
-    """Rank the gallery for each query; print tables, write a PNG rank list per query and one HTML page.
-
-    `progress`: while the gallery is indexed, a bar on a terminal, an occasional plain line with an ETA in a log
-    (`reid.utils.progress`).
-    """
+def check_inputs(checkpoint: str, gallery: str, queries: Sequence[str], out: str, topk: int, rerank: bool,
+                 device: str, flip: bool, backend: str, threshold: Optional[str], force: bool) -> DemoInputs:
+    """Every check of a demo run (checkpoint, gallery, queries, options, output folder), each a DemoError; the
+    output folder is not made here, so a run that fails them leaves nothing behind."""
+    from ..data.image_io import IMAGE_EXTS
     from ..data.loader import ImageReadError, read_image
-    from .page import PageEntry, PageRow, write_demo_page
-    from ..evaluation.verification import MATCH, NEGATIVE, ROLE_NAMES, SAME_CAMERA, SELF, in_ranking
-    from ..visualize import distance_decimals, draw_ranklist, save_image
 
     ckpt, gallery_dir, out_dir = Path(checkpoint), Path(gallery), Path(out)
     if not ckpt.is_file():
@@ -206,112 +181,82 @@ def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, to
     own = check_output(out_dir, gallery_dir, force)
     files = [f for f in list_images(gallery_dir) if not inside(f.resolve(), out_dir.resolve())]
     if not files:
-        raise DemoError(f"gallery folder {gallery_dir} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
+        raise DemoError(f"gallery folder {gallery_dir} holds no images ({', '.join(IMAGE_EXTS)})")
     try:
         extractor = FeatureExtractor(ckpt, device=device, flip=flip)
     except (ValueError, RuntimeError, OSError, KeyError) as exc:
         raise DemoError(f"cannot load checkpoint {ckpt}: {exc}") from None
+    return DemoInputs(ckpt, gallery_dir, out_dir, query_arrays, limit, own, files, extractor)
 
-    output = OutputFolder(out_dir, own)  # every check passed: only now is the folder made
+
+def _summary(inputs: DemoInputs, index: GalleryIndex, flip: bool, backend: str, rerank: bool, indexed: float,
+             searched: float, queries: int, topk: int, accuracy: Accuracy) -> List[Tuple[str, str]]:
+    """The page header: the model, the gallery, the search and its timing, and the protocol's accuracy."""
+    summary = [("model", f"{inputs.checkpoint} ({inputs.extractor.config['model'].get('backbone')}, "
+                         f"{index.features.shape[1]}-d features{', flip' if flip else ''})"),
+               ("gallery", f"{inputs.gallery_dir}: {len(index.paths)} images ({index.extracted} embedded now in "
+                           f"{indexed:.1f} s, {len(index.paths) - index.extracted} from cache, {index.skipped} "
+                           "unreadable)"),
+               ("search", f"{backend}{' + re-ranking' if rerank else ''}, {searched * 1000:.1f} ms for "
+                          f"{queries} quer{'y' if queries == 1 else 'ies'}"),
+               ("written", time.strftime("%Y-%m-%d %H:%M:%S"))]
+    if accuracy.counted:
+        summary.append(("accuracy", f"rank-1 {accuracy.hits1}/{accuracy.counted}, top-{topk} {accuracy.hitsk}/"
+                                    f"{accuracy.counted} (queries with a true match in the gallery; junk and "
+                                    "same-camera items skipped as in evaluation)"))
+    return summary
+
+
+def run_demo(checkpoint: str, gallery: str, queries: Sequence[str], out: str, topk: int = 10,
+             rerank: bool = False, device: str = "auto", flip: bool = False, backend: str = "exact",
+             threshold: Optional[str] = None, force: bool = False,
+             progress: bool = True) -> Dict[str, List[Tuple[str, float]]]:
+    """Rank the gallery for each query; print tables, write a PNG rank list per query and one HTML page.
+
+    `progress`: while the gallery is indexed, a bar on a terminal, an occasional plain line with an ETA in a log
+    (`reid.utils.progress`). Returns each query's shown results, [(gallery path, distance)], nearest first.
+    """
+    from .page import write_demo_page
+    from .roles import query_roles
+    from ..visualize import distance_decimals
+
+    inputs = check_inputs(checkpoint, gallery, queries, out, topk, rerank, device, flip, backend, threshold, force)
+    out_dir = inputs.out_dir
+    output = OutputFolder(out_dir, inputs.own)  # every check passed: only now is the folder made
     started = time.perf_counter()
     try:
-        index = index_gallery(extractor, files, out_dir, checkpoint_key(ckpt, flip),
-                              show_progress=progress,
-                              source=str(gallery_dir))
+        index = index_gallery(inputs.extractor, inputs.files, out_dir, checkpoint_key(inputs.checkpoint, flip),
+                              show_progress=progress, source=str(inputs.gallery_dir))
     except DemoError:
         output.discard()
         raise
     indexed = time.perf_counter() - started
     print(f"gallery: {len(index.paths)} images ({index.extracted} extracted, "
           f"{len(index.paths) - index.extracted} from cache)")
-    qf = extractor.extract(query_arrays)
-    roles, all_known = _roles(queries, index.paths)
-    # A gallery item that is the query (the same file, or a copy of it) is left out of the ranking, as the protocol
-    # does for Market-1501 names; without ids in the names it would otherwise come first at distance 0.
-    copies = [copies_of(q, index.paths, index.sizes) for q in queries]
-    for qi, found in enumerate(copies):
-        if found and roles[qi] is None:
-            roles[qi] = np.full(len(index.paths), UNKNOWN_ROLE, dtype=np.int8)
-        if found:
-            roles[qi][found] = SELF
-    ignored = max((int((r >= SAME_CAMERA).sum()) for r in roles if r is not None), default=0)  # left out
+    qf = inputs.extractor.extract(inputs.query_arrays)
+    known = query_roles(queries, index.paths, index.sizes)
     started = time.perf_counter()
     # enough results that the protocol's top-k (ignored items skipped) is known too
-    order, dist = search(qf, index.features, topk=min(len(index.paths), topk + ignored), rerank=rerank,
+    order, dist = search(qf, index.features, topk=min(len(index.paths), topk + known.ignored), rerank=rerank,
                          backend=backend)
     searched = time.perf_counter() - started
-    decimals = distance_decimals(np.asarray(dist)[:, :topk].ravel())
+    setting = ReportSetting(out_dir, inputs.gallery_dir.resolve(), topk,
+                            distance_decimals(np.asarray(dist)[:, :topk].ravel()), inputs.limit)
 
     results: Dict[str, List[Tuple[str, float]]] = {}
-    entries, hits1, hitsk, counted = [], 0, 0, 0
-    root = gallery_dir.resolve()
+    entries, accuracy = [], Accuracy()
     for qi, query in enumerate(queries):
-        q_ids, role = parse_ids(query), roles[qi]
-        shown = list(order[qi][:topk])
-        ranked = [(index.paths[j], float(d)) for j, d in zip(shown, dist[qi][:topk])]
+        ranked = [(index.paths[j], float(d)) for j, d in zip(order[qi][:topk], dist[qi][:topk])]
         results[query] = ranked  # the raw search, as shown: items the protocol ignores are marked, not removed
-        note = ""
-        if role is not None and all_known and (role == MATCH).any():
-            ranked_here = in_ranking(role)
-            valid = [j for j in order[qi] if ranked_here[j]][:topk]
-            counted += 1
-            hits1 += int(bool(valid) and role[valid[0]] == MATCH)
-            hitsk += int(any(role[j] == MATCH for j in valid))
-            first = next(((r, j) for r, j in enumerate(valid, 1) if role[j] == MATCH), None)
-            # the strip numbers every item shown; the protocol's rank skips the ignored ones: say both
-            if first is None:
-                note = f"- first true match: not within the protocol's top {topk}"
-            elif first[1] in shown:
-                note = (f"- first true match: #{shown.index(first[1]) + 1} below (protocol rank {first[0]}: the "
-                        "ignored items before it are not counted)")
-            else:
-                note = (f"- first true match: protocol rank {first[0]}, after the {topk} items shown (they "
-                        "include ignored ones)")
-        if copies[qi]:
+        note = protocol_note(known.roles[qi], order[qi], topk, known.all_known, accuracy)
+        if known.copies[qi]:
             note += (" - left out of the ranking as the query itself (the same file or a copy): "
-                     + ", ".join(os.path.relpath(index.paths[j], root) for j in copies[qi]))
-        print(f"\nquery {query}" + (f" (id {q_ids[0]}, camera {q_ids[1]})" if q_ids else ""))
-        print(f"{'rank':>4}  {'distance':>{decimals + 4}}  {'id':>5}  {'cam':>3}  {'protocol':<14}  path")
-        rows, labels, kinds = [], [], []
-        for r, ((path, d), j) in enumerate(zip(ranked, order[qi]), 1):
-            ids = parse_ids(path)
-            if role is not None and role[j] == SELF:
-                kind, text = "ignored", ROLE_NAMES[SELF]
-            elif role is None or ids is None:
-                kind, text = "unknown", "id unknown"
-            else:
-                kind = {MATCH: "match", NEGATIVE: "negative"}.get(int(role[j]), "ignored")
-                text = ROLE_NAMES[int(role[j])]
-            same = None if limit is None else d < limit
-            rel = os.path.relpath(path, root)
-            print(f"{r:>4}  {d:>{decimals + 4}.{decimals}f}  {ids[0] if ids else '-':>5}  "
-                  f"{ids[1] if ids else '-':>3}  {kind:<14}  {rel}" + ("  same person" if same else ""))
-            labels.append(f"id {ids[0]} c{ids[1]}" if ids else Path(path).stem[:14])
-            kinds.append(kind)
-            rows.append(PageRow(r, rel, os.path.relpath(path, out_dir.resolve()), d,
-                                f"{ids[0]} / c{ids[1]}" if ids else "-", kind, text, same,
-                                thumb=write_thumbnail(path, out_dir)))
-        image = draw_ranklist(query_arrays[qi], [p for p, _ in ranked], [d for _, d in ranked], roles=kinds,
-                              labels=labels, query_label="query", decimals=decimals, title=Path(query).name)
-        png = f"ranklist_{qi:03d}_{_safe_name(Path(query).stem)}.png"
-        save_image(image, out_dir / png)
-        output.add(png)
-        entries.append(PageEntry(str(query), os.path.relpath(Path(query).resolve(), out_dir.resolve()), png,
-                                 f"id {q_ids[0]}, camera {q_ids[1]}" if q_ids else "id unknown", rows, note,
-                                 thumb=write_thumbnail(query, out_dir)))
-    summary = [("model", f"{ckpt} ({extractor.config['model'].get('backbone')}, {index.features.shape[1]}-d "
-                         f"features{', flip' if flip else ''})"),
-               ("gallery", f"{gallery_dir}: {len(index.paths)} images ({index.extracted} embedded now in "
-                           f"{indexed:.1f} s, {len(index.paths) - index.extracted} from cache, {index.skipped} "
-                           "unreadable)"),
-               ("search", f"{backend}{' + re-ranking' if rerank else ''}, {searched * 1000:.1f} ms for "
-                          f"{len(queries)} quer{'y' if len(queries) == 1 else 'ies'}"),
-               ("written", time.strftime("%Y-%m-%d %H:%M:%S"))]
-    if counted:
-        summary.append(("accuracy", f"rank-1 {hits1}/{counted}, top-{topk} {hitsk}/{counted} (queries with a true "
-                                    "match in the gallery; junk and same-camera items skipped as in evaluation)"))
-    page = write_demo_page(out_dir / "index.html", f"reid search: {gallery_dir}", summary, METRIC_TEXT[rerank],
-                           decimals, entries, limit)
+                     + ", ".join(os.path.relpath(index.paths[j], setting.gallery_root) for j in known.copies[qi]))
+        entries.append(report_query(qi, query, inputs.query_arrays[qi], ranked, order[qi], known.roles[qi], note,
+                                    setting, output))
+    summary = _summary(inputs, index, flip, backend, rerank, indexed, searched, len(queries), topk, accuracy)
+    page = write_demo_page(out_dir / "index.html", f"reid search: {inputs.gallery_dir}", summary,
+                           METRIC_TEXT[rerank], setting.decimals, entries, inputs.limit)
     output.add("index.html", THUMBS)
     output.drop_stale_ranklists({e.thumb for e in entries} | {r.thumb for e in entries for r in e.rows})
     print(f"\nrank lists: {out_dir}  (open {page})")
