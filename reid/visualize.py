@@ -43,7 +43,14 @@ def _put_text(canvas: np.ndarray, text: str, x: int, y: int, scale: float, color
     cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
 
 
+# The one table of what each colour means, used by the PNGs, the demo's HTML page and the verification figure.
 ROLE_COLOURS = {"match": GREEN, "negative": RED, "ignored": AMBER, "unknown": GREY}
+QUERY_COLOUR = BLUE  # the query's border
+
+
+def css_colour(rgb: Tuple[int, int, int]) -> str:
+    """An RGB triple as HTML and matplotlib write it (#rrggbb)."""
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def distance_decimals(values: Sequence[float], least: int = 4, most: int = 10) -> int:
@@ -107,7 +114,7 @@ def draw_ranklist(
     for i, line in enumerate(title_lines):
         _put_text(canvas, line, pad, pad + 10 + 14 * i, scale)
 
-    canvas[top:top + th, pad:pad + tw] = _thumbnail(_load_rgb(query), thumb_size, BLUE, 4)
+    canvas[top:top + th, pad:pad + tw] = _thumbnail(_load_rgb(query), thumb_size, QUERY_COLOUR, 4)
     _put_text(canvas, _ascii(query_label)[:12], pad, top + th + 15, scale)
     x = pad + tw + gap
     for i in range(n):
@@ -150,14 +157,15 @@ def plot_verification(positives: np.ndarray, negatives: np.ndarray, far: Sequenc
         return save_image(_plot_verification_cv2(bins, hp, hn, far_arr, tar_arr, threshold, metric, chosen_far),
                           path)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax1.stairs(hp, bins, label=f"same id ({len(pos)} pairs)", color="green", fill=True, alpha=0.4)
-    ax1.stairs(hn, bins, label=f"different id ({len(neg)} pairs)", color="red", fill=True, alpha=0.4)
+    same, other = css_colour(ROLE_COLOURS["match"]), css_colour(ROLE_COLOURS["negative"])  # as in the rank lists
+    ax1.stairs(hp, bins, label=f"same id ({len(pos)} pairs)", color=same, fill=True, alpha=0.4)
+    ax1.stairs(hn, bins, label=f"different id ({len(neg)} pairs)", color=other, fill=True, alpha=0.4)
     if np.isfinite(threshold):
         ax1.axvline(threshold, color="black", ls="--", label=f"threshold {threshold:.4g} (FAR {chosen_far:g})")
     ax1.set_xlabel(metric)
     ax1.set_ylabel("density")
     ax1.legend(fontsize=8)
-    ax2.semilogx(far_arr, tar_arr, color="blue")
+    ax2.semilogx(far_arr, tar_arr, color=css_colour(BLUE))
     ax2.set_xlabel("FAR (false accept rate)")
     ax2.set_ylabel("TAR (true accept rate)")
     ax2.set_ylim(0, 1.01)
@@ -211,7 +219,7 @@ def _plot_verification_cv2(bins, hp, hn, far, tar, threshold, metric, chosen_far
             x = x0 + int(pw * (v - lo) / (hi - lo))
             cv2.line(canvas, (x, m + ph), (x, m + ph + 4), black, 1)
             _put_text(canvas, f"{v:.3g}", x - 12, m + ph + 18, 0.38)
-    for hist, colour in ((hp, GREEN), (hn, RED)):
+    for hist, colour in ((hp, ROLE_COLOURS["match"]), (hn, ROLE_COLOURS["negative"])):
         pts = [(x0 + int(pw * (i + 0.5) / len(hist)), m + ph - int(ph * v / top)) for i, v in enumerate(hist)]
         cv2.polylines(canvas, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
     if np.isfinite(threshold):

@@ -12,8 +12,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
 from ..utils import atomic_write
+from ..visualize import QUERY_COLOUR, ROLE_COLOURS, css_colour
 
-ROLE_CSS = {"match": "#28aa28", "negative": "#dc2828", "ignored": "#eba014", "unknown": "#969696"}
+ROLE_CSS = {role: css_colour(rgb) for role, rgb in ROLE_COLOURS.items()}  # the PNGs' border colours
 
 
 @dataclass
@@ -64,7 +65,8 @@ def write_demo_page(path: Union[str, Path], title: str, summary: Sequence[Tuple[
         # words wrap whole ("same" never splits into "s / ame"); only an unbreakable one is cut
         ".thumb{text-align:center;font-size:11px;width:72px;overflow-wrap:anywhere} .thumb b{white-space:nowrap}",
         ".thumb img{height:128px;width:64px;object-fit:cover;border:4px solid #999;display:block}",
-        ".query img{border-color:#285adc} .chip{border:3px solid;padding:0 4px;margin-right:4px;font-size:12px}",
+        ".query img{border-color:" + css_colour(QUERY_COLOUR) + "} .chip{border:3px solid;padding:0 4px;"
+        "margin-right:4px;font-size:12px}",
         ".summary td:first-child{font-weight:bold} .ranklist{max-width:100%;margin-top:6px}",
         "</style></head><body>",
         f"<h1>{_escape(title)}</h1><table class='summary'>",
