@@ -84,9 +84,11 @@ def test_the_registered_losses_refuse_what_the_former_list_refused():
     assert not needs_positives({"name": "no_such_loss"}) and not needs_positives({"name": ["triplet"]})
 
 
-def test_trainer_keeps_no_loss_name_list():
-    source = (REID / "engine" / "trainer.py").read_text()
-    assert "NEEDS_POSITIVES" not in source and '"support_neighbor"' not in source
+def test_the_k1_refusal_names_each_loss_that_needs_positives(tmp_path):
+    for name in sorted(FORMER_NEEDS_POSITIVES):
+        with pytest.raises(ConfigError, match=f"data.k=1: loss '{name}' compares images of one identity"):
+            _check_run(_config(tmp_path, [{"name": "softmax"}, {"name": name}]), tmp_path / "run", False, False)
+    _check_run(_config(tmp_path, [{"name": "softmax"}]), tmp_path / "run", False, False)  # nothing to compare
 
 
 def test_demo_backend_choices_are_the_search_backends():

@@ -134,7 +134,9 @@ def test_synthetic_interrupted_generation_is_not_taken_as_complete(tmp_path):
     out = generate(tmp_path, num_ids=8, num_cams=3, seed=0, images_per_id_cam=2)
     assert out == folder and (folder / ".complete").is_file() and any((folder / "query").iterdir())
     ds = build_dataset("synthetic", str(tmp_path), num_ids=8, num_cams=3, images_per_id_cam=2)
-    assert len(ds.query) > 0
+    # the regenerated split in full: one query per camera that saw each of the 4 test ids (ids 5-8)
+    assert len(ds.query) == 10 and sorted({s.pid for s in ds.query}) == [5, 6, 7, 8]
+    assert ds.counts()["train"] == {"images": 20, "ids": 4, "cameras": 3}
 
 
 def test_empty_split_and_missing_subfolder(market):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine_helpers import config_file, tiny_config
 from reid import cli
@@ -33,8 +34,9 @@ def test_train_cli_writes_run_folder(trained_run, capsys):
     _, run = trained_run
     for name in ("config.yaml", "checkpoint.pth", "best.pth", "train.log", "results_epoch2.json"):
         assert (run / name).is_file(), name
-    results = json.loads((run / "results_epoch2.json").read_text())
-    assert 0.0 <= results["mAP"] <= 1.0
+    per_epoch = [json.loads((run / f"results_epoch{e}.json").read_text())["mAP"] for e in (1, 2)]
+    best = torch.load(run / "best.pth", weights_only=True)  # the better of the two evaluations
+    assert (best["best_metric"], best["best_epoch"]) == (max(per_epoch), 1 + per_epoch.index(max(per_epoch)))
     log = (run / "train.log").read_text()
     assert "epoch 2" in log and "mAP" in log
 
@@ -67,8 +69,16 @@ def test_test_cli_prints_and_writes_results(trained_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mAP" in printed and "Rank-1" in printed.replace("rank-1", "Rank-1")
     results = json.loads((out / "results.json").read_text())
-    assert 0.0 <= results["mAP"] <= 1.0 and results["num_queries"] > 0
+    assert f"{results['mAP'] * 100:.2f}%" in printed  # the table shows the figure the results file holds
     assert len(list((out / "ranklists").glob("*.png"))) == 2
+    # without flags reid-test evaluates as the training run did: the figure best.pth was kept for
+    plain = tmp_path / "plain"
+    assert cli.test_main(["--config", str(config_file(cfg)), "--checkpoint", str(run / "best.pth"),
+                          "--output-dir", str(plain), "--no-progress"]) == 0
+    again = json.loads((plain / "results.json").read_text())
+    best = torch.load(run / "best.pth", weights_only=True)
+    assert again["mAP"] == pytest.approx(best["best_metric"], abs=1e-9)
+    assert again["num_queries"] == results["num_queries"]  # the same queries, whatever the options
 
 
 @pytest.mark.parametrize("options", [["--rerank", "--k1", "6", "--k2", "3"], ["--multi-query", "mean"]],

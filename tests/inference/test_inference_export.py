@@ -111,10 +111,7 @@ def test_onnx_metadata_preprocessing_reproduces_the_pytorch_pipeline(tiny_checkp
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
 def test_export_tool_prints_a_snippet_that_runs_the_model(tiny_checkpoint, tiny_market, tmp_path, capsys):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-    import export as export_tool
+    import reid.cli.export as export_tool  # reid-export (tools/export.py is a wrapper over it)
 
     out = tmp_path / "m.onnx"
     assert export_tool.main(["--checkpoint", str(tiny_checkpoint), "--output", str(out)]) == 0
@@ -128,3 +125,22 @@ def test_export_tool_prints_a_snippet_that_runs_the_model(tiny_checkpoint, tiny_
     np.testing.assert_allclose(namespace["embedding"], expected, atol=1e-4)
     assert export_tool.main(["--checkpoint", str(tmp_path / "none.pth")]) == 2
     assert "none.pth" in capsys.readouterr().err
+
+
+def test_onnx_export_without_onnx_says_which_extra(tmp_path):
+    """reid-export with onnx not importable: exit 2, one line naming the extra, no output file."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "sys.modules['onnx'] = None  # find_spec('onnx') is None: as if not installed\n"
+              "from reid.cli.export import main\n"
+              "sys.exit(main(['--checkpoint', sys.argv[1], '--output', sys.argv[2]]))\n")
+    out = tmp_path / "model.onnx"
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "any.pth"), str(out)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ONNX export needs the onnx package" in lines[0] and "[onnx]" in lines[0]
+    assert list(tmp_path.iterdir()) == []

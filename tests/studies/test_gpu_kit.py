@@ -212,7 +212,8 @@ def test_dry_run_stage_start_status_final(tiny_market, tmp_path):
     assert "error" not in results, results.get("traceback")
     for key in ("single_query", "rerank"):
         assert {"rank1", "mAP"} <= set(results[key]) and {"rank1", "mAP"} <= set(results["summary"][key])
-        assert 0.0 <= results[key]["mAP"] <= 1.0
+        for metric in ("rank1", "mAP"):  # the summary is the full figure in percent, 2 decimals
+            assert results["summary"][key][metric] == round(100 * results[key][metric], 2)
     assert results["training"]["end"] == "finished" and results["training"]["iteration"] == 4
     assert results["checkpoint"]["global_step"] == 4
     ev = results["evaluation"]

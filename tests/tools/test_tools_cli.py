@@ -1,8 +1,7 @@
-"""tools/evaluate.py and tools/dataset_summary.py end to end; the command-line conventions of every tool: progress
-output, help text, configs by name and their aliases, reid-test's config handling; TensorBoard's step axis."""
+"""tools/evaluate.py, tools/dataset_summary.py and tools/test.py end to end; the command-line conventions of every
+command: help text, --no-progress, flags after the overrides, reid-test's config handling and --json checks."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -56,53 +55,13 @@ def test_dataset_summary_cli(tiny_market, tmp_path):
     assert missing.returncode == 2 and "datasets/README.md" in missing.stderr
 
 
-# ---------------------------------------------------------------- progress output (reid.utils.progress)
-class _Stream(io.StringIO):
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
-
-
-def test_progress_writes_eta_lines_not_bars_when_redirected():
-    from reid.utils.progress import Progress
-
-    ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later (start, 10 items, the end)
-    stream = _Stream(tty=False)
-    bar = Progress(range(10), "gallery", stream=stream, interval=30, clock=lambda: float(next(ticks)))
-    for i in bar:
-        bar.set_postfix(loss=f"{i:.1f}")
-    lines = stream.getvalue().splitlines()
-    assert "\r" not in stream.getvalue()
-    assert lines[0].startswith("gallery: 3/10, 30%") and "ETA 1:10" in lines[0], lines
-    assert len(lines) == 4 and lines[-1].startswith("gallery: 10 done in 1:50"), lines
-
-
-def test_progress_short_loops_are_silent_bars_only_on_a_terminal_disabled_is_silent():
-    from reid.utils.progress import progress
-
-    quiet = _Stream(tty=False)
-    assert list(progress(range(5), "query", stream=quiet)) == list(range(5))
-    assert quiet.getvalue() == ""  # under one interval: no line at all
-    tty = _Stream(tty=True)
-    assert list(progress(range(5), "query", stream=tty)) == list(range(5))
-    assert "\r" in tty.getvalue() and "query" in tty.getvalue()
-    off = _Stream(tty=True)
-    assert list(progress(range(5), "query", enabled=False, stream=off)) == list(range(5))
-    assert off.getvalue() == ""
-
-
-# ---------------------------------------------------------------- flags, configs by name, aliases
+# ---------------------------------------------------------------- flags
 def _parsers():
     from reid import cli
-
-    sys.path.insert(0, str(REPO / "tools"))
-    import export as export_tool
+    from reid.cli.export import build_parser as export_parser
 
     return {"reid-train": cli.build_train_parser(), "reid-test": cli.build_test_parser(),
-            "reid-demo": cli.build_demo_parser(), "tools/export.py": export_tool.build_parser()}
+            "reid-demo": cli.build_demo_parser(), "reid-export": export_parser()}
 
 
 def test_every_flag_has_help_and_every_tool_has_no_progress():
@@ -123,51 +82,6 @@ def test_flags_may_follow_the_overrides(capsys):
     args = cli.commands.build_test_parser().parse_intermixed_args(
         ["--checkpoint", "x.pth", "test.metric=cosine", "--visualize", "3", "test.k1=5"])
     assert args.overrides == ["test.metric=cosine", "test.k1=5"] and args.visualize == 3
-
-
-def test_print_config_resolves_a_packaged_name_and_aliases(capsys):
-    from reid import cli
-
-    assert cli.train_main(["--config", "sn/market1501", "--print-config", "optim.base_lr=0.01",
-                           "model.name=resnet18", "SOLVER.MAX_EPOCH=7"]) == 0
-    cfg = yaml.safe_load(capsys.readouterr().out)
-    assert cfg["optim"]["lr"] == 0.01 and cfg["model"]["backbone"] == "resnet18" and cfg["train"]["epochs"] == 7
-    assert cfg["output_dir"] == "runs/sn_market1501" and "base_lr" not in cfg["optim"]
-    # the repository path still works, and the default is a packaged name too
-    assert cli.train_main(["--config", "configs/sn/market1501.yaml", "--print-config"]) == 0
-    assert yaml.safe_load(capsys.readouterr().out)["output_dir"] == "runs/sn_market1501"
-    assert cli.train_main(["--print-config"]) == 0
-    assert yaml.safe_load(capsys.readouterr().out)["data"]["dataset"] == "synthetic"
-
-
-@pytest.mark.parametrize("override, message", [
-    ("data.batch_size=64", "data.p identities x data.k images"),
-    ("train.batch_size=64", "batch size = p x k"),
-    ("train.lr_scheduler=cosine", "schedule.name"),
-])
-def test_foreign_names_with_another_meaning_are_explained(override, message, capsys):
-    from reid import cli
-
-    assert cli.train_main(["--print-config", override]) == 2
-    err = capsys.readouterr().err
-    assert message in err and override.split("=")[0] in err and "test_batch_size'?" not in err
-
-
-def test_alias_in_a_yaml_file_and_a_clash_name_the_file(tmp_path, capsys):
-    from reid import cli
-
-    good = tmp_path / "fastreid.yaml"
-    good.write_text("SOLVER:\n  BASE_LR: 0.02\nDATALOADER:\n  NUM_INSTANCE: 8\n")
-    assert cli.train_main(["--config", str(good), "--print-config"]) == 0
-    cfg = yaml.safe_load(capsys.readouterr().out)
-    assert cfg["optim"]["lr"] == 0.02 and cfg["data"]["k"] == 8
-    clash = tmp_path / "clash.yaml"
-    clash.write_text("optim:\n  lr: 0.1\n  base_lr: 0.2\n")
-    assert cli.train_main(["--config", str(clash), "--print-config"]) == 2
-    err = capsys.readouterr().err
-    assert str(clash) in err and "optim.base_lr" in err and "also set" in err
-    assert cli.train_main(["--config", "sn/market150"]) == 2
-    assert "did you mean 'sn/market1501'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- reid-test: the config's test section
@@ -237,25 +151,6 @@ def test_test_tool_output_has_no_carriage_returns_when_redirected(tiny_checkpoin
     assert header[0] == "Rank-1" and "mAP" in header, proc.stdout
 
 
-# ---------------------------------------------------------------- TensorBoard: one step axis
-def test_epoch_scalars_share_the_global_step_axis(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from reid.engine.monitor import Monitor
-
-    monitor = Monitor(tmp_path / "run")
-    monitor.scalars({"loss/total": 1.0}, 35)
-    monitor.epoch_scalars({"total": 0.9}, epoch=1, global_step=40, prefix="epoch_loss/")
-    monitor.epoch_scalars({"mAP": 0.5}, epoch=1, global_step=40, prefix="eval/")
-    monitor.epoch_scalars({"total": 0.8}, epoch=2, global_step=80, prefix="epoch_loss/")
-    monitor.close()
-    acc = EventAccumulator(str(monitor.tensorboard_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    steps = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-    assert steps["epoch_loss/total"] == [(40, pytest.approx(0.9)), (80, pytest.approx(0.8))]
-    assert steps["eval/mAP"] == [(40, 0.5)] and steps["epoch"] == [(40, 1.0), (80, 2.0)]
-
-
 def test_test_json_folder_or_unwritable_path_refused_before_evaluating(tiny_checkpoint, tmp_path, capsys):
     from reid import cli
 
@@ -272,15 +167,3 @@ def test_test_json_folder_or_unwritable_path_refused_before_evaluating(tiny_chec
     assert cli.test_main(["--checkpoint", str(tiny_checkpoint), "--json", str(blocker / "r.json"),
                           "--no-progress"]) == 2
     assert "cannot write into" in capsys.readouterr().err
-
-
-def test_save_json_into_a_folder_leaves_no_temporary_file(tmp_path):
-    import numpy as np
-
-    from reid.evaluation import evaluate
-
-    result = evaluate(torch.eye(3), torch.eye(3), np.arange(3), np.arange(3), np.zeros(3), np.ones(3))
-    (tmp_path / "taken").mkdir()
-    with pytest.raises(IsADirectoryError, match="is a folder"):
-        result.save_json(tmp_path / "taken")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
