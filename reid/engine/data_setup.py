@@ -7,8 +7,8 @@ training split, and of the query/gallery splits when the run evaluates, is check
 error lists all bad files (`data.on_error=raise`), or they are left out with one warning (`skip`, training only:
 an evaluation never silently drops a query or gallery image).
 
-`choose_pipeline`, `cache_folder` and `decode_checked` are the policy's pieces, shared with `tools/test.py`
-(`reid.engine.tester`), which reads its query/gallery splits from the same cache.
+`SplitImages` is the policy applied to a run's splits, shared by training (`TrainingData`) and `tools/test.py`
+(`reid.engine.tester.EvalImages`), which reads its query/gallery splits from the same cache.
 """
 from __future__ import annotations
 
@@ -86,27 +86,32 @@ def decode_checked(samples: Sequence[Any], split: str, height: int, width: int, 
                      for i, reason in bad]
 
 
-class TrainingData:
-    """Decoded splits and loaders of one run."""
+class SplitImages:
+    """A run's splits under its data policy: the pipeline, the decoded-image cache, each split decoded once with
+    its bad files found, and ordered test loaders over them. The test half of a run's data, written once: the
+    training run (`TrainingData`) and tools/test.py (`reid.engine.tester.EvalImages`) are this class.
 
-    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, device: torch.device, monitor: Any,
-                 progress: bool = True) -> None:
+    `cache_always`: resolve `data.cache_dir` (and so refuse an unusable one) on either pipeline, as training does;
+    otherwise only on the tensor pipeline, the only one that decodes into it.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, log: Callable[[str], None], progress: bool = True,
+                 cache_always: bool = True) -> None:
         self.cfg = cfg
         self.data = cfg["data"]
         self.transform_cfg = cfg["transforms"]
-        self.device = device
-        self.monitor = monitor
         self.progress = progress
+        self.log = log
         size = resolve(self.transform_cfg)
         self.height, self.width = int(size["height"]), int(size["width"])
-        self.pipeline = choose_pipeline(self.data, self.transform_cfg, monitor.log)
-        self.cache_dir = cache_folder(self.data, run_dir)
-        self.decoded: Dict[str, DecodedImages] = {}
+        self.pipeline = choose_pipeline(self.data, self.transform_cfg, log)
+        self.cache_dir = cache_folder(self.data, run_dir) if cache_always or self.pipeline == "tensor" else None
+        self.decoded: Dict[str, DecodedImages] = {}  # split -> its decoded images, for the splits decoded
 
-    def _decode(self, samples: Sequence[Any], split: str) -> BadFiles:
+    def decode(self, samples: Sequence[Any], split: str) -> BadFiles:
         """Decode `split` (tensor pipeline) and return its bad files as [(path, reason)]."""
         decoded, bad = decode_checked(samples, split, self.height, self.width, self.cache_dir,
-                                      self.data["cache_max_gb"], self.monitor.log, self.progress,
+                                      self.data["cache_max_gb"], self.log, self.progress,
                                       self.data.get("cache_hash", "stat"))
         if decoded is None:  # over budget: this split is read per file (training then uses albumentations)
             if split == "train":
@@ -115,10 +120,42 @@ class TrainingData:
         self.decoded[split] = decoded
         return bad
 
+    def check_split(self, samples: Sequence[Any], split: str, check_files: bool = True) -> None:
+        """An evaluated split decoded now (tensor pipeline), or its files checked (`check_files`, albumentations);
+        a bad file is an error whatever data.on_error says: an evaluation never silently drops an image."""
+        if self.pipeline == "tensor":
+            bad = self.decode(samples, split)
+        elif check_files:
+            bad = check_images(s.path for s in samples)
+        else:
+            return
+        apply_error_policy(samples, bad, "raise", split)
+
+    def test_loader(self, samples: Sequence[Any], split: Optional[str], num_workers: int = 0):
+        """An ordered loader over `samples`: from `split`'s decoded images when they are these samples'."""
+        decoded = self.decoded.get(split) if split else None
+        if decoded is not None and len(decoded) != len(samples):
+            decoded = None
+        return build_test_loader(samples, self.transform_cfg, batch_size=self.data["test_batch_size"],
+                                 num_workers=num_workers, decoded=decoded)
+
+    def close(self) -> None:
+        self.decoded.clear()  # releases the memory maps
+
+
+class TrainingData(SplitImages):
+    """Decoded splits and loaders of one training run."""
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, device: torch.device, monitor: Any,
+                 progress: bool = True) -> None:
+        super().__init__(cfg, run_dir, monitor.log, progress)
+        self.device = device
+        self.monitor = monitor
+
     def filter_train(self, samples: Sequence[Any]) -> List[Any]:
         """The training samples after the bad-file policy (decoding them first on the tensor pipeline)."""
         samples = list(samples)
-        bad = self._decode(samples, "train") if self.pipeline == "tensor" else check_images(s.path for s in samples)
+        bad = self.decode(samples, "train") if self.pipeline == "tensor" else check_images(s.path for s in samples)
         kept = apply_error_policy(samples, bad, self.data["on_error"])
         if len(kept) != len(samples) and "train" in self.decoded:
             bad_paths = {p for p, _ in bad}
@@ -129,10 +166,7 @@ class TrainingData:
     def check_test_splits(self, dataset: Any) -> None:
         """Query and gallery images checked (and decoded) now; a bad one is an error whatever data.on_error says."""
         for split in ("query", "gallery"):
-            samples = getattr(dataset, split)
-            bad = (self._decode(samples, split) if self.pipeline == "tensor"
-                   else check_images(s.path for s in samples))
-            apply_error_policy(samples, bad, "raise", split)
+            self.check_split(getattr(dataset, split), split)
 
     def train_loader(self, samples: Sequence[Any], rank: int, world: int, channels_last: bool = False):
         sampler = build_batch_sampler(self.data["sampler"], [s.pid for s in samples], [s.camid for s in samples],
@@ -142,13 +176,3 @@ class TrainingData:
             decoded=self.decoded.get("train"), device=self.device, num_workers=self.data["num_workers"],
             on_error=self.data["on_error"], iters_per_epoch=self.cfg["train"]["iters_per_epoch"],
             batch_sampler=sampler, channels_last=channels_last)
-
-    def test_loader(self, samples: Sequence[Any], split: Optional[str]):
-        decoded = self.decoded.get(split) if split else None
-        if decoded is not None and len(decoded) != len(samples):
-            decoded = None
-        return build_test_loader(samples, self.transform_cfg, batch_size=self.data["test_batch_size"],
-                                 num_workers=0, decoded=decoded)
-
-    def close(self) -> None:
-        self.decoded.clear()  # releases the memory maps

@@ -13,24 +13,19 @@ from ..evaluation.distance import rank_gallery
 from .evaluator import FeatureSet
 
 
-def _query_in_gallery(query: FeatureSet, gallery: FeatureSet) -> np.ndarray:
-    # without camera ids the protocol leaves out only the query itself (as evaluate_features does)
-    position = {p: i for i, p in enumerate(gallery.paths)}
-    return np.array([position.get(p, -1) for p in query.paths], dtype=np.int64)
-
-
 def draw_ranklists(query: FeatureSet, gallery: FeatureSet, count: int, seed: int = 0, topk: int = 10,
                    has_cameras: bool = True, camera_base: int = 1) -> List[Tuple[int, np.ndarray]]:
     """(query index, rank-list image) for `count` seeded queries, ranked as the evaluation ranks them: the
     protocol's own roles (`gallery_roles`) remove junk and same-camera matches, or only the query itself when
     there are no camera ids. Cameras are labelled c<camid + camera_base> (`ReIDDataset.camera_base`: the file
     names' numbering, c1-c6 for Market-1501)."""
-    from ..evaluation.verification import MATCH, gallery_roles, in_ranking
+    from ..evaluation.verification import MATCH, gallery_roles, in_ranking, query_positions
     from ..visualize import distance_decimals, draw_ranklist
 
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(query.paths), size=min(count, len(query.paths)), replace=False)
-    qig = None if has_cameras else _query_in_gallery(query, gallery)
+    # without camera ids the protocol leaves out only the query itself (as evaluate_features does)
+    qig = None if has_cameras else query_positions(query.paths, gallery.paths)
     drawn = []
     for q in sorted(picks.tolist()):
         role = gallery_roles(query.pids[q:q + 1], gallery.pids, query.camids[q:q + 1] if has_cameras else None,

@@ -13,7 +13,8 @@ import torch
 from ..builders import build_dataset_from_config, resolve_device
 from ..checkpoint import load_model_from_checkpoint
 from .evaluator import FeatureSet, evaluate_features, feature_set, pool_groups
-from .ranklists import _query_in_gallery, write_ranklists
+from .data_setup import SplitImages
+from .ranklists import write_ranklists
 
 if TYPE_CHECKING:
     from ..evaluation.verification import VerificationReport
@@ -62,8 +63,8 @@ def load_trained_model(cfg: Mapping[str, Any], checkpoint: str, device: torch.de
     return load_model_from_checkpoint(checkpoint, cfg, device)[0]
 
 
-class EvalImages:
-    """Test loaders under the run's data policy (`reid.engine.data_setup`, as the trainer's evaluations).
+class EvalImages(SplitImages):
+    """Test loaders under the run's data policy (`reid.engine.data_setup.SplitImages`, as the trainer's evaluations).
 
     Tensor pipeline (`data.pipeline`, unless a transform has no batched form): each split is decoded once into the
     decoded-image cache (`data.cache_dir`: None = next to the data root, or `<run_dir>/cache` when the root is
@@ -73,38 +74,17 @@ class EvalImages:
     """
 
     def __init__(self, cfg: Mapping[str, Any], run_dir: Path, progress: bool = True) -> None:
-        from ..data.transforms import resolve
-        from .data_setup import cache_folder, choose_pipeline
+        def log(message: str) -> None:
+            if progress:
+                print(message, file=sys.stderr, flush=True)
 
-        self.data = cfg["data"]
-        self.transform_cfg = cfg["transforms"]
-        self.progress = progress
-        self.pipeline = choose_pipeline(self.data, self.transform_cfg, self.log)
-        self.cache_dir = cache_folder(self.data, run_dir) if self.pipeline == "tensor" else None
-        size = resolve(self.transform_cfg)
-        self.height, self.width = int(size["height"]), int(size["width"])
-        self.decoded: Dict[str, Any] = {}  # split -> DecodedImages, for the splits read from decoded arrays
-
-    def log(self, message: str) -> None:
-        if self.progress:
-            print(message, file=sys.stderr, flush=True)
+        # data.cache_dir is resolved only where it is used: this pipeline decodes into it
+        super().__init__(cfg, run_dir, log, progress, cache_always=False)
 
     def loader(self, samples: Sequence[Any], split: str, num_workers: int = 0):
         """An ordered loader over `samples` (decoded now on the tensor pipeline; bad files raise here)."""
-        from ..data.image_io import apply_error_policy
-        from ..data.loader import build_test_loader
-        from .data_setup import decode_checked
-
-        decoded = None
-        if self.pipeline == "tensor":
-            decoded, bad = decode_checked(samples, split, self.height, self.width, self.cache_dir,
-                                          self.data["cache_max_gb"], self.log, self.progress,
-                                          self.data.get("cache_hash", "stat"))
-            apply_error_policy(samples, bad, "raise", split)  # test splits: whatever data.on_error says
-            if decoded is not None:
-                self.decoded[split] = decoded
-        return build_test_loader(samples, self.transform_cfg, batch_size=self.data["test_batch_size"],
-                                 num_workers=num_workers, decoded=decoded)
+        self.check_split(samples, split, check_files=False)
+        return self.test_loader(samples, split, num_workers)
 
 
 def run_test(cfg: Mapping[str, Any], checkpoint: str, options: TestOptions, progress: bool = True):
@@ -192,7 +172,7 @@ def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, fa
 
     Pairs are (query, gallery) pairs as the ranking protocol counts them; the threshold is for FAR `far`.
     """
-    from ..evaluation.verification import DEFAULT_FARS, pair_distances, verification_report
+    from ..evaluation.verification import DEFAULT_FARS, pair_distances, query_positions, verification_report
     from ..visualize import plot_verification
 
     if not 0 < far < 1:
@@ -200,7 +180,8 @@ def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, fa
     qf = query.features if query_features is None else query_features
     pos, neg, total = pair_distances(qf, gallery.features, query.pids, gallery.pids,
                                      query.camids if has_cameras else None, gallery.camids if has_cameras else None,
-                                     None if has_cameras else _query_in_gallery(query, gallery), metric=metric)
+                                     None if has_cameras else query_positions(query.paths, gallery.paths),
+                                     metric=metric)
     if not len(pos) or not len(neg):
         raise ValueError(f"--verification: the split has {len(pos)} same-id and {len(neg)} different-id pairs; "
                          "both are needed")
