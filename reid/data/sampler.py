@@ -10,7 +10,24 @@ import torch.distributed as dist
 from ..config.schema import CHOICES
 
 
-class PKSampler:
+class SeededEpochs:
+    """What every batch sampler here shares: its order is a function of (seed, epoch), so the two numbers are its
+    whole state (exact resume) and `set_epoch` picks the epoch (DistributedSampler's convention)."""
+
+    seed: int
+    epoch: int
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
+
+
+class PKSampler(SeededEpochs):
     """A batch sampler (pass as `DataLoader(batch_sampler=...)`) yielding lists of P*K dataset indices.
 
     An epoch visits every identity once, in a random order fixed by (seed, epoch): `len` = ids per rank // P
@@ -38,9 +55,6 @@ class PKSampler:
                              f"({len(self.ids)} ids, world size {self.world_size})")
         self.ids_per_rank = per_rank
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return self.ids_per_rank // self.p
 
@@ -56,14 +70,8 @@ class PKSampler:
                 batch.extend(pool[i] for i in pick)
             yield batch
 
-    def state_dict(self) -> Dict[str, int]:
-        return {"seed": self.seed, "epoch": self.epoch}
 
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
-
-
-class DarkRankSampler:
+class DarkRankSampler(SeededEpochs):
     """The DarkRank batch (Chen et al. 2017; the released code's "one good response and batch_size - 2 bad
     responses"): `pairs` cross-camera positive pairs (two images of one identity from two different cameras)
     followed by `singles` single images of other identities. Every identity appears at most once per batch, so each
@@ -116,9 +124,6 @@ class DarkRankSampler:
             return len({self.camids[i] for i in pool}) >= 2
         return len(pool) >= 2
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return self.pairs_per_rank // self.pairs
 
@@ -149,12 +154,6 @@ class DarkRankSampler:
                 images = self.index[candidates[j]]
                 batch.append(images[int(rng.integers(len(images)))])
             yield batch
-
-    def state_dict(self) -> Dict[str, int]:
-        return {"seed": self.seed, "epoch": self.epoch}
-
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
 
 
 SAMPLERS = CHOICES["data.sampler"]  # the batch samplers below (the config's data.sampler values)

@@ -94,7 +94,20 @@ class SeededDataset(torch.utils.data.Dataset):
         return self.image_dataset[index]
 
 
-class AlbumentationsTrainLoader:
+class EpochBatches:
+    """The epoch interface both training loaders share: their `SeededBatches` decide which batches an epoch (or
+    the rest of one, from `start_batch` on a resume) holds."""
+
+    batches: SeededBatches
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.batches.set_epoch(epoch, start_batch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class AlbumentationsTrainLoader(EpochBatches):
     """Per-sample files + albumentations in DataLoader workers (persistent: no re-spawn each epoch)."""
 
     pipeline = "albumentations"
@@ -109,17 +122,11 @@ class AlbumentationsTrainLoader:
             # Own generator: creating an iterator must not advance the global RNG (exact resume).
             generator=torch.Generator().manual_seed(seed))
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.batches.set_epoch(epoch, start_batch)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         return iter(self.loader)
 
 
-class TensorTrainLoader:
+class TensorTrainLoader(EpochBatches):
     """Batches gathered from decoded images and augmented together on `device` (no worker processes)."""
 
     pipeline = "tensor"
@@ -135,12 +142,6 @@ class TensorTrainLoader:
         self.rank = rank
         self.augment = BatchAugment(transform_cfg, train=True, channels_last=channels_last)
         self.fields = BatchFields(self.samples)
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.batches.set_epoch(epoch, start_batch)
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         epoch, seed = self.batches.epoch, self.batches.seed

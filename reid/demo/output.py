@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import List, Sequence, Set
+from typing import Any, List, Sequence, Set, Union
 
 from .cache import FEATURES, MANIFEST
 from ..utils import atomic_path, atomic_write
@@ -20,12 +20,18 @@ THUMBS = "thumbs"  # the page's thumbnails, copied so that the folder can be mov
 THUMB_HEIGHT = 256  # twice the page's 128 px (sharp on dense screens); a few kB each as JPEG
 
 
-def file_digest(path: str) -> str:
-    digest = hashlib.sha1()
+def file_hash(path: Union[str, Path], algorithm: str = "sha1") -> Any:
+    """The `hashlib` hash of a file's bytes, read 1 MiB at a time (a checkpoint or image is never held whole)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    return digest
+
+
+def file_digest(path: str) -> str:
+    """The hex SHA-1 of a file's bytes (finding byte copies of a query)."""
+    return file_hash(path).hexdigest()
 
 
 def copies_of(query: str, gallery_paths: Sequence[str], gallery_sizes: Sequence[int]) -> List[int]:

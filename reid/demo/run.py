@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from .cache import FeatureCache
-from .output import THUMBS, DemoError, OutputFolder, check_output, inside
+from .output import THUMBS, DemoError, OutputFolder, check_output, file_hash, inside
 from .report import Accuracy, ReportSetting, protocol_note, report_query
 from .roles import NAME_PATTERN, UNKNOWN_ID, UNKNOWN_ROLE, parse_ids  # noqa: F401 (their old home: re-exported)
 from ..inference.extractor import FeatureExtractor, list_images, search
@@ -50,10 +49,7 @@ class GalleryIndex:
 
 
 def checkpoint_key(checkpoint: Path, flip: bool) -> str:
-    digest = hashlib.sha256()
-    with open(checkpoint, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    digest = file_hash(checkpoint, "sha256")
     digest.update(b"flip" if flip else b"noflip")
     return digest.hexdigest()
 

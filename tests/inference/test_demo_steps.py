@@ -58,3 +58,17 @@ def test_the_note_counts_ranks_as_the_protocol_does():
     assert accuracy.counted == 3
     assert _kind(role, 0, (1, 1)) == ("ignored", "same id, same camera (ignored)")
     assert _kind(role, 2, (1, 2)) == ("match", "true match") and _kind(role, 1, None) == ("unknown", "id unknown")
+
+
+def test_the_feature_cache_key_is_the_checkpoint_hash_with_the_flip_setting(tmp_path):
+    import hashlib
+
+    from reid.demo.output import file_digest
+    from reid.demo.run import checkpoint_key
+
+    path = tmp_path / "m.pth"
+    path.write_bytes(bytes(range(256)) * 5000)  # over one 1 MiB block
+    data = path.read_bytes()
+    assert checkpoint_key(path, True) == hashlib.sha256(data + b"flip").hexdigest()  # the keys caches were made with
+    assert checkpoint_key(path, False) == hashlib.sha256(data + b"noflip").hexdigest()
+    assert file_digest(str(path)) == hashlib.sha1(data).hexdigest()
