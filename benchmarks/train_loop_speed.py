@@ -54,15 +54,15 @@ def earlier_loader(trainer: Trainer) -> AlbumentationsTrainLoader:
 
 def time_epoch(trainer: Trainer, epoch: int) -> float:
     start = time.perf_counter()
-    trainer._train_epoch(epoch, 0)
+    trainer.train_epoch(epoch, 0)
     return time.perf_counter() - start
 
 
 def time_steps(trainer: Trainer, batch: Dict, iters: int) -> float:
-    trainer._step(batch, 0, 0)  # warm-up
+    trainer.train_step(batch, 0, 0)  # warm-up
     start = time.perf_counter()
     for _ in range(iters):
-        trainer._step(batch, 0, 0)
+        trainer.train_step(batch, 0, 0)
     return (time.perf_counter() - start) / iters
 
 

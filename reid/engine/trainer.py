@@ -238,7 +238,7 @@ class Trainer:
                 hook.before_train(self)
             for epoch in range(self.start_epoch, epochs):
                 start_batch = self.start_batch if epoch == self.start_epoch else 0
-                self._train_epoch(epoch, start_batch)
+                self.train_epoch(epoch, start_batch)
                 if not self.lr_per_iteration:
                     self.scheduler.step()
                 if (epoch + 1) % cfg["train"]["checkpoint_every"] == 0 or epoch + 1 == epochs:
@@ -265,7 +265,9 @@ class Trainer:
         self.monitor.flush()
         return self.result
 
-    def _train_epoch(self, epoch: int, start_batch: int) -> None:
+    def train_epoch(self, epoch: int, start_batch: int) -> None:
+        """Epoch `epoch` (0-based) from batch `start_batch`, as fit() runs it: steps, hooks, stop requests, epoch
+        scalars. Public so that benchmarks time the loop as it runs (benchmarks/train_loop_speed.py)."""
         self.model.train()
         self.loader.set_epoch(epoch, start_batch)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -277,7 +279,7 @@ class Trainer:
         timer = StepTimer(bar)
         for batch in timer:
             lr = self.optimizer.param_groups[0]["lr"]  # the lr this step runs at
-            terms = self._step(batch, epoch, batch_index)
+            terms = self.train_step(batch, epoch, batch_index)
             if self.lr_per_iteration:
                 self.scheduler.step()
             batch_index += 1
@@ -304,7 +306,9 @@ class Trainer:
         self.monitor.log(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
                          + f", lr {lr:.2e}, {self.monitor.clock.epoch_text(self.global_step)}")
 
-    def _step(self, batch: Mapping[str, torch.Tensor], epoch: int, batch_index: int) -> Dict[str, float]:
+    def train_step(self, batch: Mapping[str, torch.Tensor], epoch: int, batch_index: int) -> Dict[str, float]:
+        """One optimisation step on `batch`: the loss terms (floats, `total` included); a non-finite loss raises
+        TrainingDiverged before any weight changes. Public for the same reason as `train_epoch`."""
         images = batch["img"].to(self.device, non_blocking=True)
         labels = batch["pid"].to(self.device, non_blocking=True)
         if self.channels_last:

@@ -113,7 +113,7 @@ def test_failure_during_training_is_in_the_log(tiny_market, tmp_path, monkeypatc
     def broken_step(*args, **kwargs):
         raise RuntimeError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(trainer, "_step", broken_step)
+    monkeypatch.setattr(trainer, "train_step", broken_step)
     with pytest.raises(RuntimeError, match="simulated"):
         trainer.fit()
     trainer.close()
