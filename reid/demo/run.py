@@ -32,10 +32,12 @@ from .output import THUMBS, DemoError, OutputFolder, check_output, file_hash, in
 from .report import Accuracy, ReportSetting, protocol_note, report_query
 from .roles import NAME_PATTERN, UNKNOWN_ID, UNKNOWN_ROLE, parse_ids  # noqa: F401 (their old home: re-exported)
 from ..inference.extractor import FeatureExtractor, list_images, search
+from ..evaluation.verification import DISTANCE_NAMES
 from ..inference.search_backends import BACKENDS
 from ..utils import install_hint
 
-METRICS = {False: "squared euclidean", True: "k-reciprocal re-ranked"}
+# the distance names of verification reports (a --threshold file must name the distance this search gives)
+METRICS = {False: DISTANCE_NAMES["euclidean"], True: "k-reciprocal re-ranked"}
 METRIC_TEXT = {False: "squared Euclidean distance of L2-normalised features (0 = identical, 4 = opposite)",
                True: "k-reciprocal re-ranked distance (Zhong et al. 2017)"}
 

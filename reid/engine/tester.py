@@ -172,7 +172,8 @@ def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, fa
 
     Pairs are (query, gallery) pairs as the ranking protocol counts them; the threshold is for FAR `far`.
     """
-    from ..evaluation.verification import DEFAULT_FARS, pair_distances, query_positions, verification_report
+    from ..evaluation.verification import (DEFAULT_FARS, DISTANCE_NAMES, pair_distances, query_positions,
+                                           verification_report)
     from ..visualize import plot_verification
 
     if not 0 < far < 1:
@@ -185,7 +186,7 @@ def write_verification(query: FeatureSet, gallery: FeatureSet, out_dir: Path, fa
     if not len(pos) or not len(neg):
         raise ValueError(f"--verification: the split has {len(pos)} same-id and {len(neg)} different-id pairs; "
                          "both are needed")
-    name = "squared euclidean" if metric == "euclidean" else metric
+    name = DISTANCE_NAMES.get(metric, metric)
     report = verification_report(pos, neg, fars=sorted(set(DEFAULT_FARS) | {far}, reverse=True), chosen_far=far,
                                  metric=name, num_negative_total=total)
     report.save_json(out_dir / "verification.json")

@@ -29,6 +29,9 @@ NEGATIVE, MATCH, SAME_CAMERA, JUNK_ID, SELF = 0, 1, 2, 3, 4
 ROLE_NAMES = {NEGATIVE: "different id", MATCH: "true match", SAME_CAMERA: "same id, same camera (ignored)",
               JUNK_ID: "junk (ignored)", SELF: "the query itself (ignored)"}
 DEFAULT_FARS = (1e-2, 1e-3, 1e-4)
+# the name a verification report gives each test.metric's distance; a threshold file is used only with the distance
+# it was chosen for (the demo compares these names), so it is written here once
+DISTANCE_NAMES = {"euclidean": "squared euclidean", "cosine": "cosine"}
 
 
 def query_positions(query_paths: Sequence[str], gallery_paths: Sequence[str]) -> np.ndarray:
@@ -165,7 +168,7 @@ def _finite(value: float) -> Optional[float]:
 
 
 def verification_report(positives: np.ndarray, negatives: np.ndarray, fars: Sequence[float] = DEFAULT_FARS,
-                        chosen_far: float = 1e-3, metric: str = "squared euclidean",
+                        chosen_far: float = 1e-3, metric: str = DISTANCE_NAMES["euclidean"],
                         num_negative_total: Optional[int] = None, roc_points: int = 200) -> VerificationReport:
     """TAR at each FAR, the threshold for `chosen_far` and a log-spaced sample of the ROC."""
     pos, neg = np.asarray(positives, np.float64), np.asarray(negatives, np.float64)

@@ -259,3 +259,12 @@ def test_query_positions_is_the_query_in_gallery_map():
     got = query_positions(["b", "x", "a", "b"], ["a", "b", "c"])
     assert got.dtype == np.int64 and got.tolist() == [1, -1, 0, 1]
     assert query_positions([], ["a"]).tolist() == []
+
+
+def test_distance_names_are_written_once_for_every_metric():
+    from reid.config.schema import CHOICES
+    from reid.demo.run import METRICS
+    from reid.evaluation.verification import DISTANCE_NAMES
+
+    assert tuple(DISTANCE_NAMES) == CHOICES["test.metric"]
+    assert DISTANCE_NAMES["euclidean"] == METRICS[False] == "squared euclidean"  # what reid-test's files say
