@@ -31,7 +31,9 @@ def _cfg(checkpoint: Path, *overrides: str):
 
 
 def _stamps(folder: Path):
-    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.npy")}
+    """Each entry's inode and size: a rewrite (temporary file + rename) gives a new inode. The modification time
+    is no witness any more: a reused entry's is set to now, the cache's least-recently-used clock."""
+    return {p.name: (p.stat().st_ino, p.stat().st_size) for p in folder.glob("*.npy")}
 
 
 def _same_result(a, b):
@@ -130,7 +132,7 @@ def test_a_bad_gallery_image_is_one_error_naming_it(tiny_checkpoint, tmp_path, c
     cfg = _cfg(tiny_checkpoint, f"data.root={copy}", f"data.cache_dir={where}")
     with pytest.raises(ImageReadError, match="truncated JPEG") as caught:
         run_test(cfg, str(tiny_checkpoint), Options(output_dir=str(tmp_path / "out")), progress=False)
-    assert str(bad) in str(caught.value) and "1 unreadable image" in str(caught.value)
+    assert str(bad) in str(caught.value) and "1 unreadable gallery image(s)" in str(caught.value)
     assert not (tmp_path / "out" / "results.json").exists()
 
 
