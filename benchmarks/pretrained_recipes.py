@@ -60,7 +60,7 @@ def make_row(run: Path, epoch: int, result: Dict[str, Any], rerank: Optional[Dic
         raise SystemExit(f"{run / 'train.log'} has no epoch time for epoch(s) {missing}")
     batch = int(cfg["data"]["p"]) * int(cfg["data"]["k"])
     return {
-        "run": str(run), "epoch": epoch, "config": cfg.get("output_dir"), "backbone": cfg["model"]["backbone"],
+        "run": str(run), "epoch": epoch, "output_dir": cfg.get("output_dir"), "backbone": cfg["model"]["backbone"],
         "input": f"{cfg['transforms']['height']}x{cfg['transforms']['width']}",
         "iterations": epoch * per_epoch, "schedule_iterations": int(cfg["train"]["epochs"]) * per_epoch,
         "training_images": epoch * per_epoch * batch,

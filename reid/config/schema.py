@@ -97,7 +97,7 @@ DEFAULTS: Dict[str, Any] = {
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "threads": None,  # torch CPU threads; None = torch default
         # CPU: treat denormal floats as 0. ImageNet-pretrained mobile networks produce them and every op on them
-        # runs in microcode, ~3x slower per step (BENCHMARKS.md "Pretrained recipes"); off keeps old runs exact
+        # runs in microcode, ~3.5x slower per step (BENCHMARKS.md "Pretrained regime"); off keeps old runs exact
         "flush_denormal": False,
         "projector_samples": 200,  # TensorBoard embedding projector sample size (0 = off)
         "ranklist_queries": 4,  # queries drawn in the TensorBoard rank-list image (0 = off)

@@ -4,8 +4,9 @@ Two ways to get the doubled final map (Sun et al., PCB, ECCV 2018; Luo et al., B
 - `undilated`: the last stage's strided convolutions run at stride 1 with the same weights and padding, what our
   ResNets do (the later layers see a 2x larger map, ~4x their cost);
 - `dilated`: timm's `output_stride=16`, which keeps the stride-2 network's receptive field by dilating every later
-  convolution; on CPU, dilated *depthwise* convolutions fall off oneDNN's fast path (Lite0 at 128x64: ~40 s per
-  64-image step against 0.29 s undilated, BENCHMARKS.md "Last stride").
+  convolution; on CPU, dilated *depthwise* convolutions are the slow path (Lite0 at 128x64, 64 images: 1.32 s per
+  step against 0.88 s undilated with torch 2.14, ~40 s with the build of an earlier measurement; BENCHMARKS.md
+  "Last stride").
 """
 from __future__ import annotations
 

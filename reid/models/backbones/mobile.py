@@ -13,10 +13,11 @@ need no network.
 
 `last_stride: 1` removes the last down-sampling (the BoT "last stride" trick as for ResNet). `last_stride_mode`:
 - `undilated` (default): the last stride-2 depthwise convolution runs at stride 1 with the same weights and
-  padding, so the last stage sees a 2x larger map at ~4x its cost (Lite0 at 128x64: 0.29 s per 64-image step on 2
-  cores, BENCHMARKS.md "Last stride");
-- `dilated`: timm's `output_stride=16`, which dilates every later depthwise convolution; numerically the stride-2
-  network's receptive field, but the dilated depthwise kernels run ~100x slower on CPU (~40 s per step measured).
+  padding, so the last stage sees a 2x larger map at ~4x its cost;
+- `dilated`: timm's `output_stride=16`, which dilates every later depthwise convolution (the stride-2 network's
+  receptive field). Dilated depthwise kernels are CPU-hostile: 1.5x the undilated step with torch 2.14's oneDNN
+  (0.88 vs 1.32 s per 64-image Lite0 step at 128x64 on 2 cores, BENCHMARKS.md "Last stride"), ~40 s per step
+  (~100x) with the build an earlier measurement used.
 
 `head_conv: true` (default) keeps the ImageNet-trained 1x1 `conv_head` + `bn2` (to 1,280 channels) that timm's
 `features_only` drops; `false` ends at the last block (320 channels for Lite0/MobileNetV2).
