@@ -142,6 +142,7 @@ def load_model_from_checkpoint(checkpoint_path: PathLike,
     """
     from .builders import build_model_from_config, resolve_device
     from .config import load_config, merge
+    from .models import heads  # noqa: F401 (declares model.pooling / model.classifier: checked when read)
 
     state = load_checkpoint(checkpoint_path)
     if cfg is None:

@@ -8,6 +8,9 @@ layer must not import. The checker is tested on a made-up graph, so a rule that 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Set
 
@@ -21,7 +24,7 @@ ONLY: Dict[str, Set[str]] = {
     "reid.registry": set(),
     "reid.version": set(),
     "reid.config": {"reid.utils", "reid.registry"},
-    "reid.data": {"reid.registry", "reid.utils", "reid.config.schema"},  # option lists: the schema's CHOICES
+    "reid.data": {"reid.registry", "reid.utils"},
     "reid.models": {"reid.registry", "reid.utils"},
     "reid.losses": {"reid.registry", "reid.utils"},
     "reid.evaluation": {"reid.config.schema", "reid.utils"},
@@ -152,8 +155,9 @@ def test_every_layer_has_a_rule():
     assert {"reid.config", "reid.engine", "reid.inference", "reid.demo", "reid.cli", "reid.utils"} <= layers
 
 
-def test_the_lookups_that_replace_upward_imports_give_the_real_objects():
-    # the config layer reaches the registries of models and the engine through reid.registry's tables (no import)
+def test_the_registries_the_config_reads_are_declared_by_their_owners():
+    # the config layer finds the registries of models and the engine, and the transforms keys, through what those
+    # layers declared in reid.registry when imported: no module name, no string edge
     from reid.config.schema import REGISTERED, registry
     from reid.data.transforms import DEFAULTS as TRANSFORM_DEFAULTS
     from reid.engine.optim import OPTIMIZERS, SCHEDULES
@@ -161,7 +165,40 @@ def test_the_lookups_that_replace_upward_imports_give_the_real_objects():
     from reid.registry import section_keys
 
     assert [registry(k) for k in sorted(REGISTERED)] == [CLASSIFIERS, POOLINGS, OPTIMIZERS, SCHEDULES]
+    assert [registry(k).config_key for k in sorted(REGISTERED)] == sorted(REGISTERED)
     assert section_keys("transforms") == list(TRANSFORM_DEFAULTS) and len(TRANSFORM_DEFAULTS) > 5
+
+
+def test_reading_a_config_loads_neither_models_nor_the_engine(tmp_path):
+    # a fresh interpreter: what the config layer imports on its own (the string table imported reid.engine.optim and
+    # torch as soon as optim.name was checked); a name whose owner is not loaded is refused when the owner builds it
+    code = (
+        "import sys\n"
+        "from reid.config import load_config\n"
+        "cfg = load_config(None, ['optim.name=adma', 'model.pooling=gem', 'transforms.height=64'])\n"
+        "print(sorted(m for m in ('torch', 'reid.engine.optim', 'reid.models', 'reid.data') if m in sys.modules))\n"
+        "from reid.engine.optim import build_optimizer\n"
+        "import torch\n"
+        "try:\n"
+        "    build_optimizer(torch.nn.Linear(1, 1), cfg['optim'])\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert out.returncode == 0, out.stderr
+    loaded, message = out.stdout.splitlines()
+    assert loaded == "[]"
+    assert "optim.name" in message and "'adma'" in message and "adam" in message
+
+
+def test_a_config_key_or_section_is_declared_once():
+    from reid.registry import Registry, declare_section
+
+    with pytest.raises(KeyError, match="config key 'optim.name' already has a registry"):
+        Registry("optimiser", config_key="optim.name")
+    with pytest.raises(KeyError, match="config section 'transforms' is already declared with other keys"):
+        declare_section("transforms", ["height"])
 
 
 def test_the_checker_fails_on_a_cycle_and_a_forbidden_edge():

@@ -90,6 +90,8 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
     from ..config.loading import load_config
 
+    _import_config_owners(training=True)
+
     if _blank_config(args.config):
         return _fail(_blank_config(args.config))
     try:
@@ -171,9 +173,21 @@ def build_test_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _import_config_owners(training: bool) -> None:
+    """Import the layers that declare the config's registries and sections (reid.registry), so that a bad name is
+    refused when the config is read: models and data always, the optimisers and schedules only for training (a
+    test reads a checkpoint's `optim.name` without loading training code)."""
+    from .. import data, models  # noqa: F401
+
+    if training:
+        from ..engine import optim  # noqa: F401
+
+
 def load_test_config(config: Optional[str], checkpoint: str, overrides: Sequence[str]) -> Dict[str, Any]:
     """`config` resolved with `overrides`, or without it the config the checkpoint stores."""
     from ..config.loading import load_config
+
+    _import_config_owners(training=False)
 
     if config is not None:
         return load_config(config, overrides)

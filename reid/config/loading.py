@@ -40,13 +40,16 @@ def _check_range(key: str, value: Any, ranges: Mapping[str, Any] = RANGES) -> No
 
 
 def check_transforms(config: Mapping[str, Any]) -> None:
-    """Refuse unknown `transforms.*` keys when the config is read (a free-form section: keys are those of
-    reid.data.transforms.DEFAULTS, looked up through reid.registry only when the section is used, as it pulls in
-    albumentations)."""
+    """Refuse unknown `transforms.*` keys when the config is read (a free-form section: its keys are those of
+    reid.data.transforms.DEFAULTS, declared in reid.registry when reid.data is imported; before that,
+    reid.data.transforms.resolve refuses them when the pipeline is built). Value types and ranges are checked here
+    either way."""
     given = config.get("transforms") or {}
     if not given:
         return
     known = section_keys("transforms")
+    if known is None:
+        known = list(given)  # the owner is not imported: names are checked when it builds, values below
 
     for name in given:
         if name not in known:

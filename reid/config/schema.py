@@ -4,13 +4,14 @@ One source of truth: `reid.config` validates against it, the CLI's `--print-conf
 components that own a free-form section (transforms, loss terms, dataset options) validate that section
 themselves. The allowed values of a pluggable key are the names of its registry (REGISTERED), read when a value
 is checked, so registering a pooling, classifier, optimiser or schedule makes the config accept it; fixed option
-lists are in CHOICES.
+lists are in CHOICES. Both tables sit in reid.registry, so this module names no layer above it.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from ..registry import CONFIG_REGISTRIES, config_registry
+from ..registry import CHOICES as _CHOICES
+from ..registry import config_registry
 
 
 class ConfigError(ValueError):
@@ -123,38 +124,31 @@ DEFAULTS: Dict[str, Any] = {
     },
 }
 
-# Fixed option lists (what the code that reads the key implements).
-CHOICES: Dict[str, Tuple[Any, ...]] = {
-    "data.on_error": ("raise", "skip"),
-    "data.sampler": ("pk", "darkrank"),
-    "data.pipeline": ("tensor", "albumentations"),
-    "data.cache_hash": ("stat", "content"),
-    "test.metric": ("euclidean", "cosine"),
-    "test.ap": ("mean", "official"),
-    "test.empty": ("skip", "zero"),
-    "test.multi_query": (None, "mean", "max"),
-    "test.protocol": ("market", "single-shot"),
-    "schedule.step": ("iteration", "epoch"),
-    "model.last_stride_mode": (None, "undilated", "dilated"),
-}
+# Fixed option lists (what the code that reads the key implements): reid.registry.CHOICES, where the data and
+# evaluation code read them too.
+CHOICES = _CHOICES
 
-# Pluggable keys: config key -> "module:REGISTRY" whose registered names are the allowed values (null too where
-# the default is null). The table lives in reid.registry, which imports each module only when such a key is checked.
-REGISTERED: Dict[str, str] = CONFIG_REGISTRIES
+# Pluggable keys: their allowed values are the names of the registry that declares the key
+# (`Registry(kind, config_key=key)` in reid.models.heads and reid.engine.optim), null too where the default is null.
+REGISTERED: Tuple[str, ...] = ("model.pooling", "model.classifier", "optim.name", "schedule.name")
 
 
 def registry(key: str) -> Any:
-    """The registry behind a pluggable config key (REGISTERED)."""
+    """The registry behind a pluggable config key (REGISTERED), None while its owner is not imported."""
     return config_registry(key)
 
 
 def choices(key: str) -> Optional[Tuple[Any, ...]]:
-    """The allowed values of `key` (registered names in registration order, or CHOICES), None if unrestricted."""
+    """The allowed values of `key` (registered names in registration order, or CHOICES), None if unrestricted or if
+    the registry's owner is not imported yet (its builder then refuses an unknown name with the same list)."""
     if key in REGISTERED:
+        found = registry(key)
+        if found is None:
+            return None
         default: Any = DEFAULTS
         for part in key.split("."):
             default = default[part]
-        return ((None,) if default is None else ()) + tuple(registry(key).names(sort=False))
+        return ((None,) if default is None else ()) + tuple(found.names(sort=False))
     return CHOICES.get(key)
 
 

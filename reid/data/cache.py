@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..config.schema import CHOICES
+from ..registry import CHOICES
 from ..utils import atomic_path, atomic_write
 from . import cache_folder
 from .image_io import ImageReadError, read_image

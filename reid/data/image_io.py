@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
-from ..config.schema import CHOICES
+from ..registry import CHOICES
 
 PathLike = Union[str, Path]
 

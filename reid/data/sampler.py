@@ -7,7 +7,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 import numpy as np
 import torch.distributed as dist
 
-from ..config.schema import CHOICES
+from ..registry import CHOICES
 
 
 class SeededEpochs:

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from ..config.schema import CHOICES
+from ..registry import CHOICES
 from .batch_augment import BatchAugment
 from .cache import DecodedImages, decode_in_memory
 from .loader import BatchFields, ImageDataset, ImageReadError, no_opencv_threads

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
+from ..registry import declare_section
+
 if TYPE_CHECKING:
     import albumentations as A
 
@@ -25,6 +27,7 @@ DEFAULTS: Dict[str, Any] = {
     "mean": IMAGENET_MEAN,
     "std": IMAGENET_STD,
 }
+declare_section("transforms", DEFAULTS)  # the config refuses other `transforms.*` keys when it is read
 
 
 def resolve(cfg: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

@@ -1,6 +1,6 @@
 """Optimisers with separate parameter groups for loss parameters, and the learning-rate schedules.
 
-Both are registries (`optim.name` and `schedule.name` accept exactly their names, `reid.registry.CONFIG_REGISTRIES`):
+Both are registries (`optim.name` and `schedule.name` accept exactly their names, declared by `config_key`):
 - OPTIMIZERS: `factory(params, cfg) -> torch.optim.Optimizer`, `params` the parameter groups, `cfg` the `optim`
   section;
 - SCHEDULES: `factory(cfg, epochs) -> factor(epoch)`, the factor applied to the base lr at (fractional) epoch
@@ -18,8 +18,8 @@ import torch
 
 from ..registry import Registry
 
-OPTIMIZERS = Registry("optimiser")
-SCHEDULES = Registry("schedule")
+OPTIMIZERS = Registry("optimiser", config_key="optim.name")
+SCHEDULES = Registry("schedule", config_key="schedule.name")
 
 Factor = Callable[[int], float]
 

@@ -38,6 +38,7 @@ class FeatureExtractor:
         from ..checkpoint import load_model_from_checkpoint
         from ..config.loading import load_config
         from ..data.transforms import build_transforms
+        from ..models import heads  # noqa: F401 (declares model.pooling / model.classifier: checked when read)
 
         if checkpoint is None and config is None:
             raise ValueError("FeatureExtractor needs a checkpoint, a config, or both")

@@ -19,9 +19,9 @@ from ..registry import Registry
 from .large_margin import large_margin_logits
 
 # `model.pooling` names: a pooling is built with no argument and maps (B, C, h, w) -> (B, C).
-POOLINGS = Registry("pooling")
+POOLINGS = Registry("pooling", config_key="model.pooling")
 # `model.classifier` names: a classifier is built as (in_features, num_classes, margin) and maps (B, D) -> logits.
-CLASSIFIERS = Registry("classifier")
+CLASSIFIERS = Registry("classifier", config_key="model.classifier")
 
 
 class GeM(nn.Module):
