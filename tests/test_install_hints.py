@@ -28,9 +28,3 @@ def test_no_hint_installs_the_registrys_reid():
     offenders = [f"{path.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
                  for path, text in _texts() for m in WRONG.finditer(text)]
     assert offenders == []
-
-
-def test_setup_names_the_distribution_and_keeps_the_import_name():
-    setup = (REPO / "setup.py").read_text()
-    assert f'name="{DISTRIBUTION}"' in setup and DISTRIBUTION == "reid-toolkit"
-    assert 'find_packages(include=["reid", "reid.*"])' in setup

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reid.utils import DISTRIBUTION
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [
@@ -90,10 +92,19 @@ def test_wheel_is_distributed_under_the_free_name(installed):
     names = zipfile.ZipFile(wheel).namelist()
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     lines = zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
-    assert "Name: reid-toolkit" in lines  # the registry's `reid` is another project
+    assert f"Name: {DISTRIBUTION}" in lines and DISTRIBUTION == "reid-toolkit"  # the registry's `reid` is another
     assert "Provides-Extra: faiss" in lines
     requires = [line for line in lines if line.startswith("Requires-Dist: faiss-cpu")]
     assert any("extra == \"test\"" in line for line in requires), requires  # the faiss tests run, not skip
+    assert 'Requires-Dist: matplotlib; extra == "plot"' in lines  # the figures' drawing library, optional
+
+
+def test_wheel_holds_every_package_under_the_import_name_reid(installed):
+    _, wheel, _ = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {str(p.parent.relative_to(REPO)) for p in (REPO / "reid").rglob("__init__.py")}
+    assert {str(Path(n).parent) for n in names if n.endswith("/__init__.py")} == packages
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"reid"}
 
 
 def test_tool_console_scripts_run_from_the_wheel(installed, tmp_path):
