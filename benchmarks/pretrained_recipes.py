@@ -11,6 +11,9 @@ rows between `<!-- pretrained:recipes -->` and `<!-- /pretrained:recipes -->` of
     python benchmarks/pretrained_recipes.py collect --run runs/pretrained/lite0_128x64 --epoch 14 \
         --result /tmp/plain.json --rerank-result /tmp/rerank.json
     python benchmarks/pretrained_recipes.py table --into BENCHMARKS.md README.md
+
+Without `--result`, the row takes the single-query figures the trainer logged after that epoch (its own evaluation,
+flip test as configured), and `--variant` names the overrides a run was started with (e.g. `no head conv`).
 """
 from __future__ import annotations
 
@@ -50,8 +53,19 @@ def machine() -> str:
     return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} cores, {isa}"
 
 
+def logged_result(log_text: str, epoch: int) -> Dict[str, float]:
+    """The single-query rank-1 and mAP (fractions) of the evaluation the trainer logged after `epoch` (the last one
+    logged, if the run was resumed across it)."""
+    found = re.findall(rf"evaluation after epoch {epoch}:\n\s*Rank-1.*mAP.*\n\s*([\d.]+)%\s+[\d.]+%\s+[\d.]+%\s+"
+                       rf"[\d.]+%\s+([\d.]+)%", log_text)
+    if not found:
+        raise SystemExit(f"train.log has no evaluation after epoch {epoch}: pass --result (tools/test.py --json)")
+    rank1, mean_ap = found[-1]
+    return {"rank1": float(rank1) / 100, "mAP": float(mean_ap) / 100}
+
+
 def make_row(run: Path, epoch: int, result: Dict[str, Any], rerank: Optional[Dict[str, Any]],
-             note: str = "") -> Dict[str, Any]:
+             note: str = "", variant: str = "") -> Dict[str, Any]:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     per_epoch = int(cfg["train"]["iters_per_epoch"])
     minutes = epoch_minutes((run / "train.log").read_text())
@@ -68,7 +82,7 @@ def make_row(run: Path, epoch: int, result: Dict[str, Any], rerank: Optional[Dic
         "machine": machine(), "date": time.strftime("%Y-%m-%d"),
         "R1": result["rank1"], "mAP": result["mAP"], "flip": bool(cfg["train"].get("flip_test")),
         "rerank_R1": rerank["rank1"] if rerank else None, "rerank_mAP": rerank["mAP"] if rerank else None,
-        "note": note,
+        "note": note, "variant": variant,
     }
 
 
@@ -78,7 +92,7 @@ def load_rows() -> List[Dict[str, Any]]:
 
 def store(row: Dict[str, Any]) -> None:
     rows = [r for r in load_rows() if (r["run"], r["epoch"]) != (row["run"], row["epoch"])] + [row]
-    rows.sort(key=lambda r: (r["backbone"], r["input"], r["run"], r["epoch"]))
+    rows.sort(key=lambda r: (r["backbone"], r["input"], r.get("variant", ""), r["run"], r["epoch"]))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=1) + "\n")
 
@@ -91,7 +105,8 @@ def render(rows: List[Dict[str, Any]]) -> str:
                     else f" of {r['schedule_iterations']:,}")
         rerank = (f"{100 * r['rerank_R1']:.2f} / {100 * r['rerank_mAP']:.2f}" if r["rerank_mAP"] is not None
                   else "not run")
-        lines.append(f"| {r['backbone']} | {r['input']} | {r['iterations']:,}{schedule} | {r['training_images']:,} | "
+        backbone = r["backbone"] + (f" ({r['variant']})" if r.get("variant") else "")
+        lines.append(f"| {backbone} | {r['input']} | {r['iterations']:,}{schedule} | {r['training_images']:,} | "
                      f"{r['training_minutes']:.1f} | {r['machine']} | {100 * r['R1']:.2f} | {100 * r['mAP']:.2f} | "
                      f"{rerank} |")
     notes = [f"- {r['backbone']} {r['input']}, {r['iterations']:,} iterations: {r['note']}" for r in rows if r["note"]]
@@ -114,15 +129,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     collect = sub.add_parser("collect", help="store one evaluated point of a run")
     collect.add_argument("--run", type=Path, required=True, help="the run folder (config.yaml, train.log)")
     collect.add_argument("--epoch", type=int, required=True, help="the epoch the evaluated checkpoint ended")
-    collect.add_argument("--result", type=Path, required=True, help="tools/test.py --json of that checkpoint")
+    collect.add_argument("--result", type=Path,
+                         help="tools/test.py --json of that checkpoint (default: the evaluation train.log holds)")
     collect.add_argument("--rerank-result", type=Path, help="the same with --rerank")
     collect.add_argument("--note", default="")
+    collect.add_argument("--variant", default="", help="how the run differs from its recipe (shown after the backbone)")
     table = sub.add_parser("table", help="write the table between the markers")
     table.add_argument("--into", type=Path, nargs="+", required=True)
     args = parser.parse_args(argv)
     if args.command == "collect":
         rerank = json.loads(args.rerank_result.read_text()) if args.rerank_result else None
-        store(make_row(args.run, args.epoch, json.loads(args.result.read_text()), rerank, args.note))
+        result = (json.loads(args.result.read_text()) if args.result
+                  else logged_result((args.run / "train.log").read_text(), args.epoch))
+        store(make_row(args.run, args.epoch, result, rerank, args.note, args.variant))
     else:
         write_table(args.into)
 

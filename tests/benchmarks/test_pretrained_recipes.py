@@ -52,3 +52,24 @@ def test_row_and_table(tmp_path, monkeypatch):
             "51.00 | 75.00 / 65.00 |") in text
     with pytest.raises(SystemExit, match="epoch\\(s\\) \\[4\\]"):
         recipes.make_row(run, 4, {"rank1": 0.7, "mAP": 0.5}, None)
+
+
+EVALUATED = """2026-12-02 04:28:33 epoch 6: softmax 3.6409, triplet 0.4565, total 4.0974, lr 3.50e-06, epoch time 4:04
+2026-12-02 04:31:40 evaluation after epoch 6:
+  Rank-1   Rank-5  Rank-10  Rank-20      mAP     mINP  queries  skipped
+  53.53%   76.57%   84.23%   89.61%   31.28%    7.14%     3368        0
+"""
+
+
+def test_a_row_from_the_logged_evaluation_with_its_variant(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipes, "RESULTS", tmp_path / "rows.json")
+    monkeypatch.setattr(recipes, "machine", lambda: "Test CPU, 2 cores, AVX2")
+    assert recipes.logged_result(EVALUATED, 6) == pytest.approx({"rank1": 0.5353, "mAP": 0.3128})
+    with pytest.raises(SystemExit, match="no evaluation after epoch 5"):
+        recipes.logged_result(EVALUATED, 5)
+    run = _run(tmp_path)
+    (run / "train.log").write_text(LOG + EVALUATED.replace("epoch 6", "epoch 3").replace("time 4:04", "time 4:00"))
+    recipes.main(["collect", "--run", str(run), "--epoch", "3", "--variant", "no head conv"])
+    row, = json.loads((tmp_path / "rows.json").read_text())
+    assert (row["R1"], row["mAP"], row["rerank_mAP"], row["variant"]) == (0.5353, 0.3128, None, "no head conv")
+    assert "| efficientnet_lite0 (no head conv) | 128x64 | 750 of 1,000 |" in recipes.render([row])
