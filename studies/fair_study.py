@@ -10,6 +10,10 @@ generated from it, never edited by hand.
     python studies/fair_study.py run --root /path/to/market [--arms sn triplet_soft ...] [--seeds 0 1 2]
     python studies/fair_study.py table [--json benchmarks/results/fair_study.json] [--into BENCHMARKS.md README.md]
 
+`--regime pretrained` runs the same arms and claims on the ImageNet-pretrained recipe
+(`configs/_base_/pretrained_study.yaml`, arms in `configs/pretrained_study/`, runs `runs/pretrained_study_<arm>_seed<S>`,
+results `benchmarks/results/fair_study_pretrained.json`, claims table `<!-- claims:pretrained -->`).
+
 Verdict rule of the claims table (3 seeds per arm): the difference of the means (method - baseline) against its
 standard error sqrt(s_a^2 / n_a + s_b^2 / n_b): "holds" when the difference is positive and more than 2 standard
 errors, "does not hold" when it is negative by more than 2 standard errors, else "no significant difference".
@@ -33,13 +37,30 @@ from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, SINGLE_SEED_ARMS, S
                              SWEEPS)
 from reid.config import load_config  # noqa: E402
 
-DEFAULT_JSON = REPO / "benchmarks" / "results" / "fair_study.json"
 GRADIENTS_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients.json"
-CONFIGS = REPO / "configs" / "cpu_study"
+# The two regimes: (arm configs, run-folder prefix, results JSON, the marker of the claims table in the documents).
+# The from-scratch regime's claims table is `<!-- fair_study:claims -->`, the pretrained one's
+# `<!-- claims:pretrained -->`; an arm runs in a regime when that regime has its config.
+REGIMES: Dict[str, Dict[str, Any]] = {
+    "from_scratch": {"configs": REPO / "configs" / "cpu_study", "prefix": "study",
+                     "json": REPO / "benchmarks" / "results" / "fair_study.json", "claims_marker": "fair_study:claims"},
+    "pretrained": {"configs": REPO / "configs" / "pretrained_study", "prefix": "pretrained_study",
+                   "json": REPO / "benchmarks" / "results" / "fair_study_pretrained.json",
+                   "claims_marker": "claims:pretrained"},
+}
+CONFIGS = REGIMES["from_scratch"]["configs"]
+PREFIX = REGIMES["from_scratch"]["prefix"]
+
+
+def use_regime(name: str) -> Dict[str, Any]:
+    """Point the driver at one regime's arm configs and run folders (the from-scratch one unless told)."""
+    global CONFIGS, PREFIX
+    CONFIGS, PREFIX = REGIMES[name]["configs"], REGIMES[name]["prefix"]
+    return REGIMES[name]
 
 
 def run_folder(arm: str, seed: int) -> Path:
-    return REPO / "runs" / f"study_{arm}_seed{seed}"
+    return REPO / "runs" / f"{PREFIX}_{arm}_seed{seed}"
 
 
 def trained(folder: Path) -> bool:
@@ -166,16 +187,31 @@ def claim_arm(results: Dict[str, Any], name: str) -> Optional[str]:
     return best_of_sweep(results, name.split(":", 1)[1]) if name.startswith("best:") else name
 
 
-def claims_table(results: Dict[str, Any]) -> str:
+def backbone(arm: str) -> str:
+    """`efficientnet_lite0, ImageNet, 128x64`: the network an arm trains, as its config resolves it."""
+    cfg = load_config(CONFIGS / f"{arm}.yaml")
+    weights = "ImageNet" if cfg["model"]["pretrained"] == "imagenet" else "from scratch"
+    return f"{cfg['model']['backbone']}, {weights}, {cfg['transforms']['height']}x{cfg['transforms']['width']}"
+
+
+def claims_table(results: Dict[str, Any], with_backbone: bool = False) -> str:
     """One row per claim: single query mAP (or, where a claim names `metric`, that DML metric of both arms, e.g.
-    the density paper's Recall@1), the verdict from it, and single query R1 beside it."""
+    the density paper's Recall@1), the verdict from it, and single query R1 beside it; `with_backbone` adds the
+    network of the baseline arm (the pretrained regime's table)."""
     lines = ["| paper | claim | method vs baseline | method mAP (or stated metric) | baseline | difference (2 s.e.) | "
              "R1 method vs baseline | paper's figures | verdict | note |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    if with_backbone:
+        lines = [lines[0].replace("| method vs baseline |", "| backbone | method vs baseline |"),
+                 lines[1] + " --- |"]
     for c in CLAIMS:
+        net = ""
+        if with_backbone:
+            net = (f" {backbone(c['baseline'])} |" if c["baseline"] and (CONFIGS / f"{c['baseline']}.yaml").exists()
+                   else " - |")
         if not c["method"]:  # a claim this data cannot test
-            lines.append(f"| {c['paper']} | {c['claim']} | - | - | - | - | - | {c['paper_result']} | not testable "
-                         f"here | {c.get('note', '')} |")
+            lines.append(f"| {c['paper']} | {c['claim']} |{net} - | - | - | - | - | {c['paper_result']} | not "
+                         f"testable here | {c.get('pretrained_note' if with_backbone else 'note', '')} |")
             continue
         method, mode = claim_arm(results, c["method"]), c.get("method_mode", "single_query")
         metric = c.get("metric", "mAP")
@@ -193,8 +229,8 @@ def claims_table(results: Dict[str, Any]) -> str:
         r1 = "-" if ra is None or rb is None else f"{ra['mean']:.2f} vs {rb['mean']:.2f}"
         shown = f"`{method or c['method']}`" + ("" if mode == "single_query" else f" ({mode})")
         stated = "" if metric == "mAP" else f"{metric}: "
-        lines.append(f"| {c['paper']} | {c['claim']} | {shown} vs `{c['baseline']}` | {stated}{fmt(a)} | "
-                     f"{stated}{fmt(b)} | {diff} | {r1} | {c['paper_result']} | {v} | {c.get('note', '')} |")
+        lines.append(f"| {c['paper']} | {c['claim']} |{net} {shown} vs `{c['baseline']}` | {stated}{fmt(a)} | "
+                     f"{stated}{fmt(b)} | {diff} | {r1} | {c['paper_result']} | {v} | {c.get('pretrained_note' if with_backbone else 'note', '')} |")
     return "\n".join(lines)
 
 
@@ -278,14 +314,23 @@ def high_order_table(results: Dict[str, Any]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
-def write_into(files: Sequence[Path], tables: Dict[str, str]) -> None:
-    """Replace each `<!-- fair_study:NAME -->` ... `<!-- /fair_study:NAME -->` block of the files with the
-    generated table NAME (arms, dml, sweep, high_order, claims, darkrank_gradients), so the documents show the
-    JSON's numbers and nothing typed by hand."""
+def markers(regime: str) -> Dict[str, str]:
+    """Table name -> the marker of its block in the documents: `fair_study:NAME` for the from-scratch regime,
+    `fair_study_pretrained:NAME` for the pretrained one, whose claims table is `claims:pretrained`."""
+    prefix = "fair_study" if regime == "from_scratch" else f"fair_study_{regime}"
+    names = ("arms", "dml", "sweep", "high_order", "claims", "darkrank_gradients")
+    return {name: f"{prefix}:{name}" for name in names} | {"claims": REGIMES[regime]["claims_marker"]}
+
+
+def write_into(files: Sequence[Path], tables: Dict[str, str], regime: str = "from_scratch") -> None:
+    """Replace each `<!-- MARKER -->` ... `<!-- /MARKER -->` block of the files (`markers(regime)`) with the
+    generated table of that name (arms, dml, sweep, high_order, claims, darkrank_gradients), so the documents show
+    the JSON's numbers and nothing typed by hand."""
+    marked = markers(regime)
     for path in files:
         text = path.read_text()
         for name, table in tables.items():
-            begin, end = f"<!-- fair_study:{name} -->", f"<!-- /fair_study:{name} -->"
+            begin, end = f"<!-- {marked[name]} -->", f"<!-- /{marked[name]} -->"
             if begin in text:
                 head, rest = text.split(begin, 1)
                 if end not in rest:
@@ -299,26 +344,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="train and evaluate the arms over the seeds (resumable)")
     p_run.add_argument("--root", required=True, help="the folder holding Market-1501-v15.09.15")
-    p_run.add_argument("--arms", nargs="+", default=DEFAULT_ARMS, help="arms (configs/cpu_study/<arm>.yaml), in order")
+    p_run.add_argument("--arms", nargs="+", help="arms (configs/cpu_study/<arm>.yaml, or configs/pretrained_study/ "
+                       "with --regime pretrained), in order; default: every arm the regime has a config for")
     p_run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of every compared arm")
     p_table = sub.add_parser("table", help="print the per-arm and claims tables (markdown) from the JSON")
     p_table.add_argument("--into", nargs="+", type=Path, default=[],
                          help="also write the tables into these markdown files' <!-- fair_study:NAME --> blocks")
     for p in (p_run, p_table):
-        p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file (merged, one key per run)")
+        p.add_argument("--regime", choices=sorted(REGIMES), default="from_scratch",
+                       help="from_scratch: the small CNN of configs/cpu_study; pretrained: configs/pretrained_study")
+        p.add_argument("--json", type=Path, help="results file (merged, one key per run; default: the regime's)")
     args = parser.parse_args(argv)
+    regime = use_regime(args.regime)
+    path = args.json or regime["json"]
     if args.command == "run":
-        run(args.root, args.arms, args.seeds, args.json)
+        arms = args.arms or [a for a in DEFAULT_ARMS if (CONFIGS / f"{a}.yaml").exists()]
+        run(args.root, arms, args.seeds, path)
     else:
-        results = load(args.json)
+        results = load(path)
         tables = {"arms": arms_table(results), "dml": dml_table(results), "sweep": sweep_table(results),
-                  "high_order": high_order_table(results), "claims": claims_table(results)}
-        if GRADIENTS_JSON.exists():  # the DarkRank investigation's per-term gradient norms
+                  "high_order": high_order_table(results),
+                  "claims": claims_table(results, with_backbone=args.regime != "from_scratch")}
+        if GRADIENTS_JSON.exists() and args.regime == "from_scratch":  # the DarkRank study's gradient norms
             from darkrank_gradients import markdown  # noqa: WPS433 - torch-heavy, only when the file exists
 
             tables["darkrank_gradients"] = markdown(json.loads(GRADIENTS_JSON.read_text()))
         print("\n\n".join(t for t in tables.values() if t))
-        write_into(args.into, tables)
+        write_into(args.into, tables, args.regime)
     return 0
 
 

@@ -30,8 +30,8 @@ def flat(tree, prefix=""):
     return out
 
 
-def same_recipe(method, baseline):
-    a, b = (flat(load_config(REPO / "configs" / "cpu_study" / f"{arm}.yaml")) for arm in (method, baseline))
+def same_recipe(method, baseline, configs="cpu_study"):
+    a, b = (flat(load_config(REPO / "configs" / configs / f"{arm}.yaml")) for arm in (method, baseline))
     differ = {k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(VARIED)}
     assert not differ, f"{method} vs {baseline} differ in {sorted(differ)}"
 
@@ -217,3 +217,58 @@ def test_a_claim_with_a_stated_metric_compares_that_metric_of_both_arms():
     assert "`density_contrastive_lam0.3` (dml) vs `contrastive`" in row
     assert "recall@1: 66.00 +- 1.00 (n=3) | recall@1: 71.00 +- 1.00 (n=3) | -5.00" in row
     assert "| does not hold at this scale |" in row
+
+
+@pytest.fixture()
+def pretrained_regime():
+    yield fair_study.use_regime("pretrained")
+    fair_study.use_regime("from_scratch")  # the module's default, for the other tests
+
+
+def test_pretrained_arms_share_the_imagenet_recipe_of_at_most_1500_iterations(pretrained_regime):
+    arms = sorted(p.stem for p in (REPO / "configs" / "pretrained_study").glob("*.yaml"))
+    assert {"sn", "triplet_soft", "softmax", "sn_noneck", "sn_k5", "sn_lambda0"} <= set(arms)
+    for claim in fair_study.CLAIMS:
+        if claim["method"] in arms and claim["baseline"] in arms:
+            same_recipe(claim["method"], claim["baseline"], "pretrained_study")
+    for arm in arms:
+        cfg = load_config(REPO / "configs" / "pretrained_study" / f"{arm}.yaml")
+        assert (cfg["model"]["backbone"], cfg["model"]["pretrained"]) == ("efficientnet_lite0", "imagenet")
+        assert cfg["train"]["epochs"] * cfg["train"]["iters_per_epoch"] <= 1500
+        assert cfg["data"]["p"] * cfg["data"]["k"] == 64 and cfg["train"]["flip_test"] and cfg["optim"]["lr"] == 1e-3
+        # the arm's own loss, the recipe's softmax + triplet gone
+        assert cfg["loss"]["terms"] == load_config(REPO / "configs" / "cpu_study" / f"{arm}.yaml")["loss"]["terms"]
+    assert fair_study.backbone("sn") == "efficientnet_lite0, ImageNet, 128x64"
+
+
+def test_the_pretrained_regime_runs_its_own_arms_into_its_own_folders_and_json(pretrained_regime, tmp_path,
+                                                                                monkeypatch):
+    trained = []
+    monkeypatch.setattr(fair_study, "trained", lambda folder: False)
+    monkeypatch.setattr(fair_study, "train", lambda arm, seed, root: trained.append(fair_study.run_folder(arm, seed)))
+    monkeypatch.setattr(fair_study, "evaluate", lambda arm, seed, root: result(arm, seed, 50.0 + seed))
+    monkeypatch.setattr(fair_study, "REGIMES", {**fair_study.REGIMES, "pretrained": {
+        **fair_study.REGIMES["pretrained"], "json": tmp_path / "p.json"}})
+    fair_study.main(["run", "--regime", "pretrained", "--root", str(tmp_path), "--seeds", "0"])
+    names = [folder.name for folder in trained]
+    assert names[:3] == ["pretrained_study_sn_seed0", "pretrained_study_triplet_soft_seed0",
+                         "pretrained_study_softmax_seed0"]  # the SN rows first, in the claims' order
+    assert all((REPO / "configs" / "pretrained_study" / f"{n[17:-6]}.yaml").exists() for n in names)
+    assert sorted(json.loads((tmp_path / "p.json").read_text())) == sorted(n[17:] for n in names)
+
+
+def test_the_pretrained_claims_table_has_its_own_block_and_the_backbone(pretrained_regime, tmp_path):
+    results = {f"{arm}_seed{s}": result(arm, s, m + s) for s in range(3)
+               for arm, m in (("sn", 55.0), ("triplet_soft", 50.0))}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(results))
+    doc = tmp_path / "doc.md"
+    scratch = "<!-- fair_study:claims -->\nfrom scratch\n<!-- /fair_study:claims -->\n"
+    doc.write_text(scratch + "<!-- claims:pretrained -->\n<!-- /claims:pretrained -->\n")
+    fair_study.main(["table", "--regime", "pretrained", "--json", str(path), "--into", str(doc)])
+    text = doc.read_text()
+    assert text.startswith(scratch)  # the from-scratch table is left as it was
+    row = next(line for line in text.splitlines() if "`sn` vs `triplet_soft`" in line)
+    assert "| efficientnet_lite0, ImageNet, 128x64 | `sn` vs `triplet_soft` |" in row and "| holds |" in row
+    assert "from-scratch teacher" not in text  # the from-scratch notes stay in their table
+    assert text.splitlines()[4].startswith("| paper | claim | backbone |")
