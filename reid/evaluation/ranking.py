@@ -12,7 +12,7 @@ from .distance import check_features, distance_matrix, paired_distance, pairwise
 from .metrics import RankAccumulator, count_ranks, expected
 from .protocols import single_shot_galleries
 from .report import EvaluationResult
-from .rerank import iter_rerank_chunks, k_reciprocal_rerank
+from .rerank import K1, K2, LAMBDA, iter_rerank_chunks, k_reciprocal_rerank
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[int]]
 PROTOCOLS = CHOICES["test.protocol"]  # "market" and "single-shot" below (the config's test.protocol values)
@@ -32,7 +32,7 @@ def evaluate(qf: Optional[torch.Tensor], gf: Optional[torch.Tensor], q_pids: Arr
              distmat: Optional[Union[np.ndarray, torch.Tensor]] = None, metric: str = "euclidean",
              ap: str = "mean", empty: str = "skip", max_rank: int = 50, chunk_size: int = 512,
              gallery_chunk: int = 32768, protocol: str = "market", trials: int = 10, seed: int = 0,
-             rerank: bool = False, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
+             rerank: bool = False, k1: int = K1, k2: int = K2, lambda_value: float = LAMBDA,
              query_in_gallery: Optional[ArrayLike] = None, knn_backend: str = "exact") -> EvaluationResult:
     """Rank the gallery for every query and report CMC, mAP and mINP.
 

@@ -17,8 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..config.schema import DEFAULTS
 from .distance import check_features, pairwise_distance, squared_norms
 from .knn import nearest_neighbours, pair_sq_distances, row_maxima
+
+# Zhong et al.'s k1 = 20, k2 = 6, lambda = 0.3: the config's test.k1 / test.k2 / test.lambda_value, the one copy
+K1, K2, LAMBDA = (DEFAULTS["test"][key] for key in ("k1", "k2", "lambda_value"))
 
 
 def _reciprocal(knn: np.ndarray, k: int) -> np.ndarray:
@@ -71,7 +75,7 @@ def _min_overlap(vq: sp.csr_matrix, vg: sp.csc_matrix) -> np.ndarray:
     return np.bincount(flat, weights=mins, minlength=vq.shape[0] * ng).reshape(vq.shape[0], ng)
 
 
-def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
+def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = K1, k2: int = K2, lambda_value: float = LAMBDA,
                        knn: Optional[np.ndarray] = None, query_chunk: int = 256,
                        device: Optional[str] = None, knn_backend: str = "exact") -> Iterator[Tuple[slice, np.ndarray]]:
     """Yield (query slice, re-ranked (B, G) distances), one block of queries at a time.
@@ -109,7 +113,7 @@ def iter_rerank_chunks(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int
         yield slice(s, e), ((1 - lambda_value) * jaccard + lambda_value * d).astype(np.float32)
 
 
-def k_reciprocal_rerank(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
+def k_reciprocal_rerank(qf: torch.Tensor, gf: torch.Tensor, k1: int = K1, k2: int = K2, lambda_value: float = LAMBDA,
                         knn: Optional[np.ndarray] = None, knn_backend: str = "exact") -> np.ndarray:
     """Re-ranked (Q, G) distance matrix (for small sets; use `iter_rerank_chunks` to stream large ones)."""
     out = np.empty((len(qf), len(gf)), dtype=np.float32)

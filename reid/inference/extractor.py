@@ -13,6 +13,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ..evaluation.rerank import K1, K2, LAMBDA
+
 ImageInput = Union[str, Path, np.ndarray]
 
 
@@ -78,7 +80,7 @@ class FeatureExtractor:
 
 
 def search(query_features: torch.Tensor, gallery_features: torch.Tensor, topk: int = 10, rerank: bool = False,
-           k1: int = 20, k2: int = 6, lambda_value: float = 0.3, backend: str = "exact",
+           k1: int = K1, k2: int = K2, lambda_value: float = LAMBDA, backend: str = "exact",
            index: Optional[Any] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Rank the gallery for each query: (indices (Q, k), distances (Q, k)), nearest first, ties by gallery index.
 
