@@ -109,7 +109,8 @@ def render(rows: List[Dict[str, Any]]) -> str:
         lines.append(f"| {backbone} | {r['input']} | {r['iterations']:,}{schedule} | {r['training_images']:,} | "
                      f"{r['training_minutes']:.1f} | {r['machine']} | {100 * r['R1']:.2f} | {100 * r['mAP']:.2f} | "
                      f"{rerank} |")
-    notes = [f"- {r['backbone']} {r['input']}, {r['iterations']:,} iterations: {r['note']}" for r in rows if r["note"]]
+    notes = [f"- {r['backbone']}{' (' + r['variant'] + ')' if r.get('variant') else ''} {r['input']}, "
+             f"{r['iterations']:,} iterations: {r['note']}" for r in rows if r["note"]]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
