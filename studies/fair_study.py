@@ -100,7 +100,9 @@ def final_losses(folder: Path) -> Dict[str, float]:
     if not lines:
         return {}
     terms = lines[-1].split(": ", 1)[1].split(", ")
-    return {name: float(value) for name, value in (t.rsplit(" ", 1) for t in terms) if name != "lr"}
+    # "softmax 4.21, total 4.21, lr 1.0e-04, epoch time 3:40, run ETA 11:13": the loss terms only
+    return {name: float(value) for name, value in (t.rsplit(" ", 1) for t in terms)
+            if name not in ("lr", "epoch time", "run ETA")}
 
 
 def load(path: Path) -> Dict[str, Any]:

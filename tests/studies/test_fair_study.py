@@ -202,6 +202,11 @@ def test_final_losses_come_from_the_last_epoch_line(tmp_path, monkeypatch):
     assert fair_study.final_losses(tmp_path) == {"softmax": 6.035, "darkrank": 231.3889, "total": 468.9876}
     run = dict(result("x", 0, 1.0), final_losses=fair_study.final_losses(tmp_path))
     assert fair_study.losses([run]) == "softmax 6.04, darkrank 231, total 469"
+    # today's trainer adds the epoch's time and the run's ETA to the line (the last epoch: its time only)
+    (tmp_path / "train.log").write_text(
+        "2026-12-02 05:30:15 epoch 5: support_neighbor 0.3025, total 0.3025, lr 1.05e-04, epoch time 4:03, run ETA "
+        "3:48\n2026-12-02 05:34:21 epoch 6: support_neighbor 0.2884, total 0.2884, lr 1.00e-05, epoch time 4:06\n")
+    assert fair_study.final_losses(tmp_path) == {"support_neighbor": 0.2884, "total": 0.2884}
 
 
 def test_a_claim_with_a_stated_metric_compares_that_metric_of_both_arms():
