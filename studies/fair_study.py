@@ -181,7 +181,10 @@ def verdict(a: Dict[str, Any], b: Dict[str, Any]) -> str:
 
 
 def fmt(s: Optional[Dict[str, Any]]) -> str:
-    return "not run" if s is None else f"{s['mean']:.2f} +- {s['std']:.2f} (n={s['n']})"
+    if s is None:
+        return "not run"
+    spread = f" +- {s['std']:.2f}" if s["n"] > 1 else ""  # one seed: no spread to state
+    return f"{s['mean']:.2f}{spread} (n={s['n']})"
 
 
 def claim_arm(results: Dict[str, Any], name: str) -> Optional[str]:
@@ -259,7 +262,7 @@ def losses(runs: List[Dict[str, Any]]) -> str:
 
 
 def arms_table(results: Dict[str, Any]) -> str:
-    lines = ["| arm (configs/cpu_study/) | seeds | single query R1 per seed | single query mAP per seed | "
+    lines = [f"| arm ({CONFIGS.relative_to(REPO).as_posix()}/) | seeds | single query R1 per seed | single query mAP per seed | "
              "R1 mean +- std | mAP mean +- std | parameters | inference img/s (median; indicative: timed beside "
              "other jobs) | "
              "loss terms, last epoch "
