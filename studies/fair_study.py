@@ -230,7 +230,8 @@ def claims_table(results: Dict[str, Any], with_backbone: bool = False) -> str:
             diff, v = "-", "not run yet"
         else:
             se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"]) if a["n"] > 1 and b["n"] > 1 else math.nan
-            diff, v = f"{a['mean'] - b['mean']:+.2f} ({2 * se:.2f})", verdict(a, b)
+            spread = "-" if math.isnan(se) else f"{2 * se:.2f}"  # one seed: no standard error yet
+            diff, v = f"{a['mean'] - b['mean']:+.2f} ({spread})", verdict(a, b)
         r1 = "-" if ra is None or rb is None else f"{ra['mean']:.2f} vs {rb['mean']:.2f}"
         shown = f"`{method or c['method']}`" + ("" if mode == "single_query" else f" ({mode})")
         stated = "" if metric == "mAP" else f"{metric}: "
