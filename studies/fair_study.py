@@ -11,8 +11,9 @@ generated from it, never edited by hand.
     python studies/fair_study.py table [--json benchmarks/results/fair_study.json] [--into BENCHMARKS.md README.md]
 
 `--regime pretrained` runs the same arms and claims on the ImageNet-pretrained recipe
-(`configs/_base_/pretrained_study.yaml`, arms in `configs/pretrained_study/`, runs `runs/pretrained_study_<arm>_seed<S>`,
-results `benchmarks/results/fair_study_pretrained.json`, claims table `<!-- claims:pretrained -->`).
+(`configs/_base_/pretrained_study.yaml`, arms in `configs/pretrained_study/`, runs
+`runs/pretrained_study_<arm>_seed<S>`, results `benchmarks/results/fair_study_pretrained.json`, claims table
+`<!-- claims:pretrained -->`).
 
 Verdict rule of the claims table (3 seeds per arm): the difference of the means (method - baseline) against its
 standard error sqrt(s_a^2 / n_a + s_b^2 / n_b): "holds" when the difference is positive and more than 2 standard
@@ -210,13 +211,14 @@ def claims_table(results: Dict[str, Any], with_backbone: bool = False) -> str:
         lines = [lines[0].replace("| method vs baseline |", "| backbone | method vs baseline |"),
                  lines[1] + " --- |"]
     for c in CLAIMS:
+        note = c.get("pretrained_note" if with_backbone else "note", "")  # the from-scratch notes fit that table only
         net = ""
         if with_backbone:
             net = (f" {backbone(c['baseline'])} |" if c["baseline"] and (CONFIGS / f"{c['baseline']}.yaml").exists()
                    else " - |")
         if not c["method"]:  # a claim this data cannot test
             lines.append(f"| {c['paper']} | {c['claim']} |{net} - | - | - | - | - | {c['paper_result']} | not "
-                         f"testable here | {c.get('pretrained_note' if with_backbone else 'note', '')} |")
+                         f"testable here | {note} |")
             continue
         method, mode = claim_arm(results, c["method"]), c.get("method_mode", "single_query")
         metric = c.get("metric", "mAP")
@@ -236,7 +238,7 @@ def claims_table(results: Dict[str, Any], with_backbone: bool = False) -> str:
         shown = f"`{method or c['method']}`" + ("" if mode == "single_query" else f" ({mode})")
         stated = "" if metric == "mAP" else f"{metric}: "
         lines.append(f"| {c['paper']} | {c['claim']} |{net} {shown} vs `{c['baseline']}` | {stated}{fmt(a)} | "
-                     f"{stated}{fmt(b)} | {diff} | {r1} | {c['paper_result']} | {v} | {c.get('pretrained_note' if with_backbone else 'note', '')} |")
+                     f"{stated}{fmt(b)} | {diff} | {r1} | {c['paper_result']} | {v} | {note} |")
     return "\n".join(lines)
 
 
@@ -263,7 +265,8 @@ def losses(runs: List[Dict[str, Any]]) -> str:
 
 
 def arms_table(results: Dict[str, Any]) -> str:
-    lines = [f"| arm ({CONFIGS.relative_to(REPO).as_posix()}/) | seeds | single query R1 per seed | single query mAP per seed | "
+    lines = [f"| arm ({CONFIGS.relative_to(REPO).as_posix()}/) | seeds | single query R1 per seed | "
+             "single query mAP per seed | "
              "R1 mean +- std | mAP mean +- std | parameters | inference img/s (median; indicative: timed beside "
              "other jobs) | "
              "loss terms, last epoch "
