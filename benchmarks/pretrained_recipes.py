@@ -50,7 +50,9 @@ def machine() -> str:
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     flags = fields.get("Flags", "")
     isa = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
-    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} cores, {isa}"
+    # "AMD EPYC" names two machines of this workplace (AVX2 and AVX-512): the family and model tell them apart
+    family = f" (family {fields['CPU family'].strip()} model {fields['Model'].strip()})" if "CPU family" in fields else ""
+    return f"{fields.get('Model name', '?').strip()}{family}, {fields.get('CPU(s)', '?').strip()} cores, {isa}"
 
 
 def logged_result(log_text: str, epoch: int) -> Dict[str, float]:

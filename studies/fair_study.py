@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO / "studies"))
 
 from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, SINGLE_SEED_ARMS, SWEEP_ARMS,  # noqa: E402,F401
                              SWEEPS)
+from benchmarks.pretrained_recipes import machine  # noqa: E402  - timings differ by machine: each run names its CPU
 from reid.config import load_config  # noqa: E402
 
 GRADIENTS_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients.json"
@@ -91,7 +92,7 @@ def evaluate(arm: str, seed: int, root: str) -> Dict[str, Any]:
 
     out = evaluate_run(run_folder(arm, seed), root, gallery_study=False, single_query_only=True,
                        dml_metrics=arm in DML_ARMS, decoded_cache=True)
-    out.update(arm=arm, seed=seed, final_losses=final_losses(run_folder(arm, seed)))
+    out.update(arm=arm, seed=seed, final_losses=final_losses(run_folder(arm, seed)), machine=machine())
     return out
 
 
