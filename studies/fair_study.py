@@ -34,21 +34,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "studies"))
 
-from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, SINGLE_SEED_ARMS, SWEEP_ARMS,  # noqa: E402,F401
-                             SWEEPS)
+from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, PRETRAINED_ARMS, SINGLE_SEED_ARMS,  # noqa: E402,F401
+                             SWEEP_ARMS, SWEEPS)
 from benchmarks.pretrained_recipes import machine  # noqa: E402  - timings differ by machine: each run names its CPU
 from reid.config import load_config  # noqa: E402
 
 GRADIENTS_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients.json"
+SPEED_JSON = REPO / "benchmarks" / "results" / "darkrank_speed_pretrained.json"  # studies/darkrank_speed.py
 # The two regimes: (arm configs, run-folder prefix, results JSON, the marker of the claims table in the documents).
 # The from-scratch regime's claims table is `<!-- fair_study:claims -->`, the pretrained one's
 # `<!-- claims:pretrained -->`; an arm runs in a regime when that regime has its config.
 REGIMES: Dict[str, Dict[str, Any]] = {
     "from_scratch": {"configs": REPO / "configs" / "cpu_study", "prefix": "study",
-                     "json": REPO / "benchmarks" / "results" / "fair_study.json", "claims_marker": "fair_study:claims"},
+                     "json": REPO / "benchmarks" / "results" / "fair_study.json", "claims_marker": "fair_study:claims",
+                     "order": DEFAULT_ARMS},
     "pretrained": {"configs": REPO / "configs" / "pretrained_study", "prefix": "pretrained_study",
                    "json": REPO / "benchmarks" / "results" / "fair_study_pretrained.json",
-                   "claims_marker": "claims:pretrained"},
+                   "claims_marker": "claims:pretrained", "order": PRETRAINED_ARMS},
 }
 CONFIGS = REGIMES["from_scratch"]["configs"]
 PREFIX = REGIMES["from_scratch"]["prefix"]
@@ -328,7 +330,7 @@ def markers(regime: str) -> Dict[str, str]:
     """Table name -> the marker of its block in the documents: `fair_study:NAME` for the from-scratch regime,
     `fair_study_pretrained:NAME` for the pretrained one, whose claims table is `claims:pretrained`."""
     prefix = "fair_study" if regime == "from_scratch" else f"fair_study_{regime}"
-    names = ("arms", "dml", "sweep", "high_order", "claims", "darkrank_gradients")
+    names = ("arms", "dml", "sweep", "high_order", "claims", "darkrank_gradients", "darkrank_speed")
     return {name: f"{prefix}:{name}" for name in names} | {"claims": REGIMES[regime]["claims_marker"]}
 
 
@@ -368,7 +370,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     regime = use_regime(args.regime)
     path = args.json or regime["json"]
     if args.command == "run":
-        arms = args.arms or [a for a in DEFAULT_ARMS if (CONFIGS / f"{a}.yaml").exists()]
+        arms = args.arms or [a for a in regime["order"] if (CONFIGS / f"{a}.yaml").exists()]
         run(args.root, arms, args.seeds, path)
     else:
         results = load(path)
@@ -379,6 +381,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from darkrank_gradients import markdown  # noqa: WPS433 - torch-heavy, only when the file exists
 
             tables["darkrank_gradients"] = markdown(json.loads(GRADIENTS_JSON.read_text()))
+        if SPEED_JSON.exists() and args.regime == "pretrained":  # the student's speed-up over its teacher
+            from darkrank_speed import markdown as speed_markdown  # noqa: WPS433
+
+            tables["darkrank_speed"] = speed_markdown(json.loads(SPEED_JSON.read_text()))
         print("\n\n".join(t for t in tables.values() if t))
         write_into(args.into, tables, args.regime)
     return 0

@@ -11,6 +11,12 @@ DEFAULT_ARMS = ["sn", "triplet_soft", "softmax", "teacher", "student_alone", "st
                 "student_kd", "student_kd_soft", "student_hard_list7", "student_soft_w0.1", "student_hard_w0.005",
                 "student_kd_soft_w0.1", "sn_noneck", "sn_k5", "sn_lambda0",
                 "contrastive", "binomial", "horde_binomial", "horde_contrastive", "hraml", "triplet_squared"]
+# The pretrained regime's runs are ~30 minutes each, none cheap: its order is the issue's (a partial study is still
+# useful): the SN rows, then DarkRank (the teacher first), HORDE, density adaptivity, HRAML.
+PRETRAINED_ARMS = ["sn", "triplet_soft", "softmax", "sn_noneck", "sn_k5", "sn_lambda0", "teacher", "student_alone",
+                   "student_hard", "student_soft", "student_kd", "student_kd_soft", "student_hard_list7",
+                   "student_soft_w0.1", "student_hard_w0.005", "student_kd_soft_w0.1", "contrastive", "binomial",
+                   "horde_binomial", "horde_contrastive", "triplet_squared", "hraml"]
 # The density-adaptivity lambda sweeps, one per base arm (the paper's contrastive and triplet bases): every lambda
 # trains with seed 0; the lambda with the best seed-0 mAP then trains with every seed, to compare with its base.
 SWEEPS: Dict[str, Dict[float, str]] = {

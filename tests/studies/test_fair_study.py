@@ -238,18 +238,42 @@ def test_pretrained_arms_share_the_imagenet_recipe_of_at_most_1500_iterations(pr
             same_recipe(claim["method"], claim["baseline"], "pretrained_study")
     for arm in arms:
         cfg = load_config(REPO / "configs" / "pretrained_study" / f"{arm}.yaml")
+        assert cfg["data"]["p"] * cfg["data"]["k"] == 64 and cfg["train"]["flip_test"] and cfg["optim"]["lr"] == 1e-3
+        if arm in fair_study.SINGLE_SEED_ARMS:  # the DarkRank teacher: the next test
+            continue
         assert (cfg["model"]["backbone"], cfg["model"]["pretrained"]) == ("efficientnet_lite0", "imagenet")
         assert cfg["train"]["epochs"] * cfg["train"]["iters_per_epoch"] <= 1500
-        assert cfg["data"]["p"] * cfg["data"]["k"] == 64 and cfg["train"]["flip_test"] and cfg["optim"]["lr"] == 1e-3
         # the arm's own loss, the recipe's softmax + triplet gone
         assert cfg["loss"]["terms"] == load_config(REPO / "configs" / "cpu_study" / f"{arm}.yaml")["loss"]["terms"]
     assert fair_study.backbone("sn") == "efficientnet_lite0, ImageNet, 128x64"
 
 
+def test_pretrained_students_are_the_cheap_lite0_and_their_teacher_a_larger_lite2_trained_longer(pretrained_regime):
+    teacher = load_config(REPO / "configs" / "pretrained_study" / "teacher.yaml")
+    iters = lambda c: c["train"]["epochs"] * c["train"]["iters_per_epoch"]  # noqa: E731
+    assert (teacher["model"]["backbone"], teacher["model"]["pretrained"]) == ("efficientnet_lite2", "imagenet")
+    assert teacher["model"]["last_stride"] == 1 and teacher["distill"]["teacher_checkpoint"] is None
+    students = sorted(p.stem for p in (REPO / "configs" / "pretrained_study").glob("student_*.yaml"))
+    assert {"student_alone", "student_hard", "student_soft", "student_kd", "student_kd_soft"} <= set(students)
+    for arm in students:
+        cfg = load_config(REPO / "configs" / "pretrained_study" / f"{arm}.yaml")
+        assert (cfg["model"]["backbone"], cfg["model"]["last_stride"], cfg["data"]["sampler"]) == (
+            "efficientnet_lite0", 2, "darkrank")
+        # the paper's relation: one input for both, the teacher trained longer
+        assert (cfg["transforms"]["height"], cfg["transforms"]["width"]) == (
+            teacher["transforms"]["height"], teacher["transforms"]["width"])
+        assert iters(teacher) == 2 * iters(cfg)
+        if arm != "student_alone":  # the students read the weights the driver trains for the teacher
+            teacher_run = fair_study.run_folder("teacher", 0).relative_to(REPO)
+            assert Path(cfg["distill"]["teacher_checkpoint"]) == teacher_run / "checkpoint.pth"
+            assert Path(cfg["distill"]["teacher_config"]) == Path("configs/pretrained_study/teacher.yaml")
+    assert fair_study.backbone("teacher") == "efficientnet_lite2, ImageNet, 128x64"
+
+
 def test_the_pretrained_regime_runs_its_own_arms_into_its_own_folders_and_json(pretrained_regime, tmp_path,
                                                                                 monkeypatch):
     trained = []
-    monkeypatch.setattr(fair_study, "trained", lambda folder: False)
+    monkeypatch.setattr(fair_study, "trained", lambda folder: folder in trained)
     monkeypatch.setattr(fair_study, "train", lambda arm, seed, root: trained.append(fair_study.run_folder(arm, seed)))
     monkeypatch.setattr(fair_study, "evaluate", lambda arm, seed, root: result(arm, seed, 50.0 + seed))
     monkeypatch.setattr(fair_study, "REGIMES", {**fair_study.REGIMES, "pretrained": {
@@ -258,6 +282,11 @@ def test_the_pretrained_regime_runs_its_own_arms_into_its_own_folders_and_json(p
     names = [folder.name for folder in trained]
     assert names[:3] == ["pretrained_study_sn_seed0", "pretrained_study_triplet_soft_seed0",
                          "pretrained_study_softmax_seed0"]  # the SN rows first, in the claims' order
+    sn_rows = {"sn_noneck", "sn_k5", "sn_lambda0"}
+    # the issue's order: every SN row before DarkRank (its teacher before the first student), DarkRank before HORDE
+    first = {arm: next(i for i, n in enumerate(names) if n[17:-6] == arm) for arm in {n[17:-6] for n in names}}
+    assert max(first[a] for a in sn_rows) < first["teacher"] < first["student_alone"] < first["horde_binomial"]
+    assert sorted(fair_study.PRETRAINED_ARMS) == sorted(fair_study.DEFAULT_ARMS)  # the same arms, another order
     assert all((REPO / "configs" / "pretrained_study" / f"{n[17:-6]}.yaml").exists() for n in names)
     assert sorted(json.loads((tmp_path / "p.json").read_text())) == sorted(n[17:] for n in names)
 
