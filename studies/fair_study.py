@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "studies"))
 from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, PRETRAINED_ARMS, SINGLE_SEED_ARMS,  # noqa: E402,F401
                              SWEEP_ARMS, SWEEPS)
 from benchmarks.pretrained_recipes import machine  # noqa: E402  - timings differ by machine: each run names its CPU
+from fair_study_stats import arm_stats, best_of_sweep, claim_comparison, verdict  # noqa: E402,F401
 from reid.config import load_config  # noqa: E402
 
 GRADIENTS_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients.json"
@@ -137,14 +138,6 @@ def run_arm(root: str, arm: str, seeds: Sequence[int], path: Path) -> None:
         print(f"   {key}: R1 {r['rank1']:.2f} mAP {r['mAP']:.2f}", flush=True)
 
 
-def best_of_sweep(results: Dict[str, Any], base: str) -> Optional[str]:
-    """The sweep arm of `base` with the best seed-0 mAP, once every lambda has its seed-0 run (else None)."""
-    scores = {arm: results.get(f"{arm}_seed0", {}).get("single_query", {}).get("mAP") for arm in SWEEPS[base].values()}
-    if any(v is None for v in scores.values()):
-        return None
-    return max(scores, key=lambda arm: scores[arm])
-
-
 def run(root: str, arms: Sequence[str], seeds: Sequence[int], path: Path) -> None:
     """Every arm over `seeds` (the teacher: seed 0); sweep arms with seed 0 (every seed where a claim names the arm
     itself) and then the best lambda of each sweep with every seed."""
@@ -162,38 +155,11 @@ def run(root: str, arms: Sequence[str], seeds: Sequence[int], path: Path) -> Non
             run_arm(root, best, seeds, path)
 
 
-def arm_stats(results: Dict[str, Any], arm: str, metric: str, mode: str = "single_query") -> Optional[Dict[str, Any]]:
-    runs = sorted((r for r in results.values() if r["arm"] == arm and mode in r), key=lambda r: r["seed"])
-    if not runs:
-        return None
-    values = [r[mode][metric] for r in runs]
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
-    return {"values": values, "mean": mean, "std": std, "n": len(values), "seeds": [r["seed"] for r in runs]}
-
-
-def verdict(a: Dict[str, Any], b: Dict[str, Any]) -> str:
-    if a["n"] < 3 or b["n"] < 3:
-        return f"incomplete ({a['n']} and {b['n']} seeds)"
-    diff = a["mean"] - b["mean"]
-    se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
-    if diff > 2 * se:
-        return "holds"
-    if diff < -2 * se:
-        return "does not hold at this scale"
-    return "no significant difference at this scale"
-
-
 def fmt(s: Optional[Dict[str, Any]]) -> str:
     if s is None:
         return "not run"
     spread = f" +- {s['std']:.2f}" if s["n"] > 1 else ""  # one seed: no spread to state
     return f"{s['mean']:.2f}{spread} (n={s['n']})"
-
-
-def claim_arm(results: Dict[str, Any], name: str) -> Optional[str]:
-    """An arm name, or "best:<base>": the best lambda of that base's sweep (None until the sweep is complete)."""
-    return best_of_sweep(results, name.split(":", 1)[1]) if name.startswith("best:") else name
 
 
 def backbone(arm: str) -> str:
@@ -223,20 +189,13 @@ def claims_table(results: Dict[str, Any], with_backbone: bool = False) -> str:
             lines.append(f"| {c['paper']} | {c['claim']} |{net} - | - | - | - | - | {c['paper_result']} | not "
                          f"testable here | {note} |")
             continue
-        method, mode = claim_arm(results, c["method"]), c.get("method_mode", "single_query")
-        metric = c.get("metric", "mAP")
-        base_mode = "dml" if metric != "mAP" else "single_query"
-        mode = "dml" if metric != "mAP" else mode
-        a = arm_stats(results, method, metric, mode) if method else None
-        b = arm_stats(results, c["baseline"], metric, base_mode)
-        ra = arm_stats(results, method, "rank1", c.get("method_mode", "single_query")) if method else None
-        rb = arm_stats(results, c["baseline"], "rank1")
-        if a is None or b is None:
+        cmp = claim_comparison(results, c)
+        method, mode, metric, a, b, ra, rb = (cmp[k] for k in ("method", "mode", "metric", "a", "b", "ra", "rb"))
+        if cmp["verdict"] is None:
             diff, v = "-", "not run yet"
         else:
-            se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"]) if a["n"] > 1 and b["n"] > 1 else math.nan
-            spread = "-" if math.isnan(se) else f"{2 * se:.2f}"  # one seed: no standard error yet
-            diff, v = f"{a['mean'] - b['mean']:+.2f} ({spread})", verdict(a, b)
+            spread = "-" if math.isnan(cmp["se"]) else f"{2 * cmp['se']:.2f}"  # one seed: no standard error yet
+            diff, v = f"{cmp['diff']:+.2f} ({spread})", cmp["verdict"]
         r1 = "-" if ra is None or rb is None else f"{ra['mean']:.2f} vs {rb['mean']:.2f}"
         shown = f"`{method or c['method']}`" + ("" if mode == "single_query" else f" ({mode})")
         stated = "" if metric == "mAP" else f"{metric}: "
