@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "studies"))
 from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, PRETRAINED_ARMS, SINGLE_SEED_ARMS,  # noqa: E402,F401
                              SWEEP_ARMS, SWEEPS)
 from benchmarks.pretrained_recipes import machine  # noqa: E402  - timings differ by machine: each run names its CPU
+from fair_study_regimes import pick_list, regimes_table  # noqa: E402
 from fair_study_stats import arm_stats, best_of_sweep, claim_comparison, verdict  # noqa: E402,F401
 from reid.config import load_config  # noqa: E402
 
@@ -169,6 +170,24 @@ def backbone(arm: str) -> str:
     return f"{cfg['model']['backbone']}, {weights}, {cfg['transforms']['height']}x{cfg['transforms']['width']}"
 
 
+def describe(arm: str) -> str:
+    """`triplet (margin soft, mining batch_hard)`: an arm's loss terms with the options its config gives them, and
+    its neck when it has none."""
+    cfg = load_config(CONFIGS / f"{arm}.yaml")
+    terms = [t["name"] + (f" ({', '.join(f'{k} {v}' for k, v in t.items() if k != 'name')})" if len(t) > 1 else "")
+             for t in cfg["loss"]["terms"]]
+    return " + ".join(terms) + ("" if cfg["model"]["bn_neck"] else ", no BN neck")
+
+
+def recipe_arms() -> List[str]:
+    """The arms on the regime's own recipe (its network and P x K batch): not the DarkRank teacher or students."""
+    arms = [a for a in [*REGIMES["pretrained"]["order"], *SWEEP_ARMS] if (CONFIGS / f"{a}.yaml").exists()]
+    recipe = load_config(REPO / "configs" / "_base_" / "pretrained_study.yaml")
+    same = lambda c: (c["model"]["backbone"], c["model"]["last_stride"], c["data"]["sampler"]) == (  # noqa: E731
+        recipe["model"]["backbone"], recipe["model"]["last_stride"], recipe["data"]["sampler"])
+    return [a for a in arms if a not in SINGLE_SEED_ARMS and same(load_config(CONFIGS / f"{a}.yaml"))]
+
+
 def claims_table(results: Dict[str, Any], with_backbone: bool = False) -> str:
     """One row per claim: single query mAP (or, where a claim names `metric`, that DML metric of both arms, e.g.
     the density paper's Recall@1), the verdict from it, and single query R1 beside it; `with_backbone` adds the
@@ -289,7 +308,7 @@ def markers(regime: str) -> Dict[str, str]:
     """Table name -> the marker of its block in the documents: `fair_study:NAME` for the from-scratch regime,
     `fair_study_pretrained:NAME` for the pretrained one, whose claims table is `claims:pretrained`."""
     prefix = "fair_study" if regime == "from_scratch" else f"fair_study_{regime}"
-    names = ("arms", "dml", "sweep", "high_order", "claims", "darkrank_gradients", "darkrank_speed")
+    names = ("arms", "dml", "sweep", "high_order", "claims", "darkrank_gradients", "darkrank_speed", "regimes", "pick")
     return {name: f"{prefix}:{name}" for name in names} | {"claims": REGIMES[regime]["claims_marker"]}
 
 
@@ -340,6 +359,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from darkrank_gradients import markdown  # noqa: WPS433 - torch-heavy, only when the file exists
 
             tables["darkrank_gradients"] = markdown(json.loads(GRADIENTS_JSON.read_text()))
+        if args.regime == "pretrained":  # against the from-scratch verdicts, and the ranking a pick follows from
+            tables["regimes"] = regimes_table(load(REGIMES["from_scratch"]["json"]), results)
+            tables["pick"] = pick_list(results, recipe_arms(), describe)
         if SPEED_JSON.exists() and args.regime == "pretrained":  # the student's speed-up over its teacher
             from darkrank_speed import markdown as speed_markdown  # noqa: WPS433
 

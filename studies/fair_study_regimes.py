@@ -1,0 +1,60 @@
+"""What the pretrained study says against the from-scratch one, and what a user should pick from it: two blocks
+generated from the results JSON files (studies/fair_study.py `table --regime pretrained`), so that no verdict or
+number in the documents is typed by hand."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, List, Sequence
+
+from fair_study_arms import CLAIMS
+from fair_study_stats import arm_stats, claim_comparison, verdict
+
+
+def _verdict_text(cmp: Dict[str, Any]) -> str:
+    spread = "" if math.isnan(cmp["se"]) else f" +- {2 * cmp['se']:.2f}"
+    return f"{cmp['verdict']} ({cmp['diff']:+.2f}{spread})"
+
+
+def regimes_table(from_scratch: Dict[str, Any], pretrained: Dict[str, Any]) -> str:
+    """One line per claim that has its verdict (3 seeds per arm) in both regimes: the two verdicts with their
+    differences (method - baseline, 2 standard errors) and whether they agree; a count of the claims still waiting."""
+    lines = ["| paper | claim | from scratch (64x32 CNN) | pretrained (ImageNet Lite0, 128x64) | regimes |",
+             "| --- | --- | --- | --- | --- |"]
+    waiting = 0
+    for c in CLAIMS:
+        if not c["method"]:
+            continue
+        a, b = claim_comparison(from_scratch, c), claim_comparison(pretrained, c)
+        complete = [cmp["verdict"] is not None and not cmp["verdict"].startswith("incomplete") for cmp in (a, b)]
+        if not all(complete):
+            waiting += 1
+            continue
+        same = a["verdict"] == b["verdict"]
+        lines.append(f"| {c['paper']} | {c['claim']} | {_verdict_text(a)} | {_verdict_text(b)} | "
+                     f"{'agree' if same else '**disagree**'} |")
+    if len(lines) == 2:
+        return f"No claim has its verdict in both regimes yet ({waiting} wait for seeds)."
+    return "\n".join(lines) + f"\n\n{waiting} more claims wait for their seeds in one of the regimes."
+
+
+def pick_list(results: Dict[str, Any], arms: Sequence[str], describe: Callable[[str], str]) -> str:
+    """The arms of one recipe ranked by mean single query mAP, each against the first with the claims' verdict
+    rule (difference of the means against 2 standard errors, 3 seeds each), so the pick follows from the numbers."""
+    ranked: List[tuple] = sorted(((arm_stats(results, a, "mAP"), arm_stats(results, a, "rank1"), a) for a in arms
+                                  if arm_stats(results, a, "mAP") is not None), key=lambda t: -t[0]["mean"])
+    if not ranked:
+        return "(no runs yet)"
+    lines = ["| rank | arm | what it trains | seeds | mAP mean +- std | R1 mean | against the first |",
+             "| ---: | --- | --- | --- | ---: | ---: | --- |"]
+    best = ranked[0][0]
+    for i, (m, r1, arm) in enumerate(ranked, 1):
+        std = "-" if m["n"] < 2 else f"{m['std']:.2f}"
+        if i == 1:
+            against = "-"
+        else:
+            v = verdict(best, m)
+            against = {"holds": "behind (more than 2 s.e.)", "no significant difference at this scale":
+                       "level (within 2 s.e.)"}.get(v, v)
+        lines.append(f"| {i} | `{arm}` | {describe(arm)} | {', '.join(map(str, m['seeds']))} | {m['mean']:.2f} +- "
+                     f"{std} | {r1['mean']:.2f} | {against} |")
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""The pretrained study against the from-scratch one, and the ranking a user's pick follows from
+(studies/fair_study_regimes.py): generated from the results JSON, verdicts by the claims' rule."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.study
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "studies"))
+spec = importlib.util.spec_from_file_location("fair_study", REPO / "studies" / "fair_study.py")
+fair_study = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fair_study)
+from fair_study_regimes import pick_list, regimes_table  # noqa: E402
+
+
+def runs(arm, maps):
+    return {f"{arm}_seed{s}": {"arm": arm, "seed": s, "single_query": {"mAP": m, "rank1": m + 20},
+                               "images_per_s": 100.0, "parameters": 10}
+            for s, m in enumerate(maps)}
+
+
+def test_a_claim_whose_verdicts_differ_between_the_regimes_is_marked_and_one_that_agrees_is_not():
+    scratch = {**runs("sn", [12.0, 12.5, 11.5]), **runs("triplet_soft", [12.2, 11.8, 12.6]),  # level
+               **runs("softmax", [8.0, 8.5, 8.2])}  # SN ahead of softmax
+    pretrained = {**runs("sn", [37.0, 38.0, 37.5]), **runs("triplet_soft", [52.0, 52.5, 51.8]),  # SN behind
+                  **runs("softmax", [30.0, 31.0, 30.5])}  # SN ahead again
+    table = regimes_table(scratch, pretrained)
+    row = lambda text: next(line for line in table.splitlines() if text in line)  # noqa: E731
+    triplet, softmax = row("beats the batch-hard triplet"), row("beats the softmax")
+    assert "no significant difference at this scale" in triplet and "does not hold at this scale" in triplet
+    assert triplet.endswith("| **disagree** |") and "(-14.60 +- 0.71)" in triplet
+    assert "| holds (+3.77 +- " in softmax and softmax.endswith("| agree |")
+    assert "more claims wait for their seeds" in table  # the other claims have no runs in these results
+
+
+def test_claims_with_fewer_than_three_seeds_are_not_compared_across_regimes():
+    two_seeds = {**runs("sn", [12.0, 12.5]), **runs("triplet_soft", [12.2, 11.8])}
+    full = {**runs("sn", [12.0, 12.5, 11.5]), **runs("triplet_soft", [12.2, 11.8, 12.6])}
+    assert regimes_table(full, two_seeds).startswith("No claim has its verdict in both regimes yet")
+
+
+def test_the_pick_ranks_by_mean_map_and_compares_each_arm_with_the_first():
+    results = {**runs("sn", [37.0, 38.0, 37.5]), **runs("triplet_soft", [52.0, 52.5, 51.8]),
+               **runs("softmax", [51.0, 53.5, 50.0]), **runs("contrastive", [40.0])}
+    table = pick_list(results, ["sn", "triplet_soft", "softmax", "contrastive", "hraml"], lambda arm: f"loss {arm}")
+    rows = table.splitlines()[2:]
+    assert [r.split("|")[2].strip() for r in rows] == ["`triplet_soft`", "`softmax`", "`contrastive`", "`sn`"]
+    assert rows[0].endswith("| - |") and "| loss triplet_soft | 0, 1, 2 | 52.10 +- 0.36 |" in rows[0]
+    assert rows[1].endswith("| level (within 2 s.e.) |")
+    assert rows[2].endswith("| incomplete (3 and 1 seeds) |") and "| 40.00 +- - |" in rows[2]
+    assert rows[3].endswith("| behind (more than 2 s.e.) |")  # hraml has no runs: not listed
+
+
+def test_the_table_command_writes_both_blocks_into_the_documents(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({**runs("sn", [37.0]), **runs("triplet_soft", [52.0])}))
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- fair_study_pretrained:regimes -->\n<!-- /fair_study_pretrained:regimes -->\n"
+                   "<!-- fair_study_pretrained:pick -->\n<!-- /fair_study_pretrained:pick -->\n")
+    try:
+        fair_study.main(["table", "--regime", "pretrained", "--json", str(path), "--into", str(doc)])
+    finally:
+        fair_study.use_regime("from_scratch")
+    text = doc.read_text()
+    assert "No claim has its verdict in both regimes yet" in text
+    assert "| 1 | `triplet_soft` | triplet (margin soft, mining batch_hard) | 0 |" in text
+    assert "support_neighbor (k 10, sigma 50.0, lambda_squeeze 0.1)" in text
