@@ -1,6 +1,5 @@
 """The DarkRank speed-up measurement (studies/darkrank_speed.py): both networks timed in one process from their
 arm configs, the ratio and the machine recorded, the table generated from the JSON."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,9 +10,8 @@ pytestmark = pytest.mark.study
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "studies"))
-spec = importlib.util.spec_from_file_location("darkrank_speed", REPO / "studies" / "darkrank_speed.py")
-darkrank_speed = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(darkrank_speed)
+import darkrank_speed  # noqa: E402
+import fair_study  # noqa: E402
 
 
 def arm(folder: Path, name: str, backbone: str, height: int = 32, width: int = 16) -> None:
@@ -45,9 +43,6 @@ def test_networks_fed_different_input_sizes_are_refused(tmp_path, monkeypatch):
 
 
 def test_the_speed_table_goes_into_its_block_of_the_pretrained_documents(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("fair_study", REPO / "studies" / "fair_study.py")
-    fair_study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fair_study)
     speed = {"teacher": "teacher", "student": "student_alone", "input": "128x64", "batch": 256, "reps": 7,
              "threads": 2, "machine": "a CPU, 2 cores, AVX2", "date": "2026-12-02", "teacher_images_per_s": 100.0,
              "student_images_per_s": 300.0, "speed_up": 3.0, "parameters": {"teacher": 5, "student": 3}}

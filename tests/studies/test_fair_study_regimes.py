@@ -1,6 +1,5 @@
 """The pretrained study against the from-scratch one, and the ranking a user's pick follows from
 (studies/fair_study_regimes.py): generated from the results JSON, verdicts by the claims' rule."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,9 +10,7 @@ pytestmark = pytest.mark.study
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "studies"))
-spec = importlib.util.spec_from_file_location("fair_study", REPO / "studies" / "fair_study.py")
-fair_study = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fair_study)
+import fair_study  # noqa: E402
 from fair_study_regimes import pick_list, regimes_table  # noqa: E402
 
 
