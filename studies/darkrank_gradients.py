@@ -6,7 +6,8 @@ For a student config of the fair studies, on real DarkRank batches of Market-150
 seed 0), each weighted loss term is back-propagated alone and the L2 norm of its gradient on the backbone's
 parameters recorded: for the student at initialisation (seed 0) and, with --checkpoint, for trained weights. A term
 whose gradient is many times the identity loss's steers an Adam step almost alone. Results (mean over batches) go
-into a JSON file; --markdown prints the table from it.
+into a JSON file (the pretrained study's students, configs/pretrained_study/, into a file of their own);
+--markdown prints the table from it.
 
     python studies/darkrank_gradients.py --root /path/to/market --configs configs/cpu_study/student_soft.yaml ...
         [--checkpoint runs/study_student_alone_seed0/checkpoint.pth] [--batches 4]
@@ -35,6 +36,18 @@ from reid.engine.monitor import Monitor  # noqa: E402
 from reid.engine.trainer import train_samples  # noqa: E402
 
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients.json"
+# the pretrained study's students share the from-scratch students' names: their norms go into a file of their own
+PRETRAINED_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients_pretrained.json"
+
+
+def default_json(configs: Sequence[Path]) -> Path:
+    """The pretrained regime's file when every config is one of configs/pretrained_study/, else the from-scratch one
+    (a mix of the two regimes is refused: one file would hold both under the same names)."""
+    pretrained = {Path(c).resolve().parent == REPO / "configs" / "pretrained_study" for c in configs}
+    if len(pretrained) > 1:
+        raise SystemExit("--configs mixes configs/pretrained_study/ with other configs: measure each regime apart "
+                         "(or give --json)")
+    return PRETRAINED_JSON if pretrained == {True} else DEFAULT_JSON
 
 
 def term_gradient_norms(model: torch.nn.Module, losses: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -101,9 +114,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--configs", nargs="+", type=Path, default=[])
     parser.add_argument("--checkpoint", type=Path, help="trained weights to measure besides the initialisation")
     parser.add_argument("--batches", type=int, default=4)
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--json", type=Path, help="results file (default: the regime's, from --configs)")
     parser.add_argument("--markdown", action="store_true", help="print the table from the JSON")
     args = parser.parse_args(argv)
+    args.json = args.json or default_json(args.configs)
     results: Dict[str, Any] = json.loads(args.json.read_text()) if args.json.exists() else {}
     if not args.markdown:
         if not args.root or not args.configs:

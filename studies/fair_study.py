@@ -41,18 +41,19 @@ from fair_study_regimes import pick_list, regimes_table  # noqa: E402
 from fair_study_stats import arm_stats, best_of_sweep, claim_comparison, verdict  # noqa: E402,F401
 from reid.config import load_config  # noqa: E402
 
-GRADIENTS_JSON = REPO / "benchmarks" / "results" / "darkrank_gradients.json"
 SPEED_JSON = REPO / "benchmarks" / "results" / "darkrank_speed_pretrained.json"  # studies/darkrank_speed.py
-# The two regimes: (arm configs, run-folder prefix, results JSON, the marker of the claims table in the documents).
+# The two regimes: arm configs, run-folder prefix, results JSON, the marker of the claims table in the documents,
+# the default order of the arms and the DarkRank gradient norms (studies/darkrank_gradients.py) of its students.
 # The from-scratch regime's claims table is `<!-- fair_study:claims -->`, the pretrained one's
 # `<!-- claims:pretrained -->`; an arm runs in a regime when that regime has its config.
 REGIMES: Dict[str, Dict[str, Any]] = {
     "from_scratch": {"configs": REPO / "configs" / "cpu_study", "prefix": "study",
                      "json": REPO / "benchmarks" / "results" / "fair_study.json", "claims_marker": "fair_study:claims",
-                     "order": DEFAULT_ARMS},
+                     "order": DEFAULT_ARMS, "gradients": REPO / "benchmarks" / "results" / "darkrank_gradients.json"},
     "pretrained": {"configs": REPO / "configs" / "pretrained_study", "prefix": "pretrained_study",
                    "json": REPO / "benchmarks" / "results" / "fair_study_pretrained.json",
-                   "claims_marker": "claims:pretrained", "order": PRETRAINED_ARMS},
+                   "claims_marker": "claims:pretrained", "order": PRETRAINED_ARMS,
+                   "gradients": REPO / "benchmarks" / "results" / "darkrank_gradients_pretrained.json"},
 }
 CONFIGS = REGIMES["from_scratch"]["configs"]
 PREFIX = REGIMES["from_scratch"]["prefix"]
@@ -355,10 +356,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         tables = {"arms": arms_table(results), "dml": dml_table(results), "sweep": sweep_table(results),
                   "high_order": high_order_table(results),
                   "claims": claims_table(results, with_backbone=args.regime != "from_scratch")}
-        if GRADIENTS_JSON.exists() and args.regime == "from_scratch":  # the DarkRank study's gradient norms
+        if regime["gradients"].exists():  # the DarkRank students' gradient norms (studies/darkrank_gradients.py)
             from darkrank_gradients import markdown  # noqa: WPS433 - torch-heavy, only when the file exists
 
-            tables["darkrank_gradients"] = markdown(json.loads(GRADIENTS_JSON.read_text()))
+            tables["darkrank_gradients"] = markdown(json.loads(regime["gradients"].read_text()))
         if args.regime == "pretrained":  # against the from-scratch verdicts, and the ranking a pick follows from
             tables["regimes"] = regimes_table(load(REGIMES["from_scratch"]["json"]), results)
             tables["pick"] = pick_list(results, recipe_arms(), describe)

@@ -38,3 +38,12 @@ def test_measuring_needs_data_and_configs(tmp_path):
     with pytest.raises(SystemExit):
         darkrank_gradients.main(["--configs", "x.yaml", "--json", str(tmp_path / "g.json")])
     assert not (tmp_path / "g.json").exists()
+
+
+def test_each_regime_writes_its_own_file_and_a_mix_is_refused():
+    pretrained = REPO / "configs" / "pretrained_study" / "student_soft.yaml"
+    scratch = REPO / "configs" / "cpu_study" / "student_soft.yaml"  # the same arm name in the other regime
+    assert darkrank_gradients.default_json([pretrained]) == darkrank_gradients.PRETRAINED_JSON
+    assert darkrank_gradients.default_json([scratch]) == darkrank_gradients.DEFAULT_JSON
+    with pytest.raises(SystemExit, match="mixes configs/pretrained_study/"):
+        darkrank_gradients.default_json([pretrained, scratch])
