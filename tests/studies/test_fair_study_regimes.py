@@ -20,7 +20,7 @@ def runs(arm, maps):
             for s, m in enumerate(maps)}
 
 
-def test_a_claim_whose_verdicts_differ_between_the_regimes_is_marked_and_one_that_agrees_is_not():
+def test_regimes_disagree_only_where_a_claim_holds_in_one_and_not_the_other():
     scratch = {**runs("sn", [12.0, 12.5, 11.5]), **runs("triplet_soft", [12.2, 11.8, 12.6]),  # level
                **runs("softmax", [8.0, 8.5, 8.2])}  # SN ahead of softmax
     pretrained = {**runs("sn", [37.0, 38.0, 37.5]), **runs("triplet_soft", [52.0, 52.5, 51.8]),  # SN behind
@@ -29,8 +29,14 @@ def test_a_claim_whose_verdicts_differ_between_the_regimes_is_marked_and_one_tha
     row = lambda text: next(line for line in table.splitlines() if text in line)  # noqa: E731
     triplet, softmax = row("beats the batch-hard triplet"), row("beats the softmax")
     assert "no significant difference at this scale" in triplet and "does not hold at this scale" in triplet
-    assert triplet.endswith("| **disagree** |") and "(-14.60 +- 0.71)" in triplet
-    assert "| holds (+3.77 +- " in softmax and softmax.endswith("| agree |")
+    # level in one regime, behind in the other: the claim holds in neither, both verdicts stay visible
+    assert triplet.endswith("| agree: holds in neither |") and "(-14.60 +- 0.71)" in triplet
+    assert "| holds (+3.77 +- " in softmax and softmax.endswith("| agree: holds in both |")
+    behind = {**pretrained, **runs("softmax", [50.0, 51.0, 50.5])}
+    flipped = next(line for line in regimes_table(scratch, behind).splitlines() if "beats the softmax" in line)
+    assert "does not hold at this scale (-13.00 +- " in flipped
+    assert flipped.endswith("| **disagree**: holds from scratch only |")
+    assert regimes_table(behind, scratch).splitlines()[3].endswith("| **disagree**: holds pretrained only |")
     assert "more claims wait for their seeds" in table  # the other claims have no runs in these results
 
 
