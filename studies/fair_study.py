@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "studies"))
 
 from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, PRETRAINED_ARMS, SINGLE_SEED_ARMS,  # noqa: E402,F401
-                             SWEEP_ARMS, SWEEPS)
+                             SWEEP_ARMS, SWEEPS, claims_of)
 from benchmarks.pretrained_recipes import machine  # noqa: E402  - timings differ by machine: each run names its CPU
 from fair_study_regimes import pick_list, regimes_table  # noqa: E402
 from fair_study_stats import arm_stats, best_of_sweep, claim_comparison, verdict  # noqa: E402,F401
@@ -57,12 +57,13 @@ REGIMES: Dict[str, Dict[str, Any]] = {
 }
 CONFIGS = REGIMES["from_scratch"]["configs"]
 PREFIX = REGIMES["from_scratch"]["prefix"]
+REGIME = "from_scratch"
 
 
 def use_regime(name: str) -> Dict[str, Any]:
     """Point the driver at one regime's arm configs and run folders (the from-scratch one unless told)."""
-    global CONFIGS, PREFIX
-    CONFIGS, PREFIX = REGIMES[name]["configs"], REGIMES[name]["prefix"]
+    global CONFIGS, PREFIX, REGIME
+    CONFIGS, PREFIX, REGIME = REGIMES[name]["configs"], REGIMES[name]["prefix"], name
     return REGIMES[name]
 
 
@@ -146,7 +147,7 @@ def run(root: str, arms: Sequence[str], seeds: Sequence[int], path: Path) -> Non
     for arm in arms:
         if not (CONFIGS / f"{arm}.yaml").exists():
             raise SystemExit(f"no study arm '{arm}': expected {CONFIGS / (arm + '.yaml')}")
-    claimed = {c["method"] for c in CLAIMS}  # a sweep arm a claim names directly needs every seed
+    claimed = {c["method"] for c in claims_of(REGIME)}  # a sweep arm a claim names directly needs every seed
     for arm in arms:
         one_seed = arm in SINGLE_SEED_ARMS or (arm in SWEEP_ARMS and arm not in claimed)
         run_arm(root, arm, [0] if one_seed else seeds, path)
@@ -199,7 +200,7 @@ def claims_table(results: Dict[str, Any], with_backbone: bool = False) -> str:
     if with_backbone:
         lines = [lines[0].replace("| method vs baseline |", "| backbone | method vs baseline |"),
                  lines[1] + " --- |"]
-    for c in CLAIMS:
+    for c in claims_of("pretrained" if with_backbone else "from_scratch"):
         note = c.get("pretrained_note" if with_backbone else "note", "")  # the from-scratch notes fit that table only
         net = ""
         if with_backbone:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Dict, List, Sequence
 
-from fair_study_arms import CLAIMS
+from fair_study_arms import claims_of
 from fair_study_stats import arm_stats, claim_comparison, verdict
 
 
@@ -29,8 +29,9 @@ def regimes_table(from_scratch: Dict[str, Any], pretrained: Dict[str, Any]) -> s
     lines = ["| paper | claim | from scratch (64x32 CNN) | pretrained (ImageNet Lite0, 128x64) | regimes |",
              "| --- | --- | --- | --- | --- |"]
     waiting = 0
-    for c in CLAIMS:
-        if not c["method"]:
+    tested = claims_of("pretrained")
+    for c in claims_of("from_scratch"):
+        if not c["method"] or c not in tested:
             continue
         a, b = claim_comparison(from_scratch, c), claim_comparison(pretrained, c)
         complete = [cmp["verdict"] is not None and not cmp["verdict"].startswith("incomplete") for cmp in (a, b)]

@@ -105,6 +105,24 @@ def test_a_sweep_arm_named_by_a_claim_runs_every_seed(tmp_path, monkeypatch):
     assert done == [("density_triplet_lam3", s) for s in (0, 1, 2)] + [("density_triplet_lam1", 0)]
 
 
+def test_the_from_scratch_second_look_is_neither_run_nor_claimed_in_the_pretrained_regime(
+        pretrained_regime, tmp_path, monkeypatch):
+    done = []
+    monkeypatch.setattr(fair_study, "trained", lambda folder: True)
+    monkeypatch.setattr(fair_study, "evaluate", lambda arm, seed, root: done.append((arm, seed)) or
+                        result(arm, seed, 5.0))
+    monkeypatch.setattr(fair_study, "load_config", lambda p: {"distill": {"teacher_checkpoint": None}})
+    fair_study.main(["run", "--regime", "pretrained", "--root", str(tmp_path), "--arms", "density_triplet_lam3",
+                     "density_triplet_lam1", "--json", str(tmp_path / "r.json")])
+    assert done == [("density_triplet_lam3", 0), ("density_triplet_lam1", 0)]  # a sweep point like any other
+    monkeypatch.undo()  # the tables read the real configs (the backbone column)
+    results = {f"{a}_seed{s}": result(a, s, 5.0 + s) for a in ("density_triplet_lam3", "triplet_squared")
+               for s in range(3)}
+    scratch, pretrained = fair_study.claims_table(results), fair_study.claims_table(results, with_backbone=True)
+    assert scratch.count("`density_triplet_lam3`") == 2 and "`density_triplet_lam3`" not in pretrained
+    assert len(pretrained.splitlines()) == len(scratch.splitlines()) - 2
+
+
 def test_high_order_rows_read_their_own_evaluation():
     results = {}
     for seed in range(3):
