@@ -255,7 +255,7 @@ def arms_table(results: Dict[str, Any]) -> str:
              "loss terms, last epoch "
              "(seed 0) |",
              "| --- | --- | --- | --- | --- | --- | ---: | ---: | --- |"]
-    for arm in [*DEFAULT_ARMS, *SWEEP_ARMS]:
+    for arm in [*REGIMES[REGIME]["order"], *SWEEP_ARMS]:
         r1, m = arm_stats(results, arm, "rank1"), arm_stats(results, arm, "mAP")
         if m is None:
             continue
@@ -272,7 +272,7 @@ def dml_table(results: Dict[str, Any]) -> str:
     """Recall@K and NMI on the test identities (mean +- std over seeds) for the metric-learning arms."""
     keys = ["recall@1", "recall@2", "recall@4", "recall@8", "nmi"]
     lines = ["| arm | seeds | " + " | ".join(keys) + " |", "| --- | --- |" + " ---: |" * len(keys)]
-    for arm in [*DEFAULT_ARMS, *SWEEP_ARMS]:
+    for arm in [*REGIMES[REGIME]["order"], *SWEEP_ARMS]:
         runs = sorted((r for r in results.values() if r["arm"] == arm and "dml" in r), key=lambda r: r["seed"])
         if not runs:
             continue
@@ -295,7 +295,7 @@ def high_order_table(results: Dict[str, Any]) -> str:
              ("high_order_pca", "concatenated, PCA to 256")]
     lines = ["| arm | seeds | " + " | ".join(f"{label} R1 / mAP" for _, label in modes) + " |",
              "| --- | --- |" + " ---: |" * len(modes)]
-    for arm in DEFAULT_ARMS:
+    for arm in REGIMES[REGIME]["order"]:
         cells, seeds = [], None
         for mode, _ in modes:
             r1, m = arm_stats(results, arm, "rank1", mode), arm_stats(results, arm, "mAP", mode)

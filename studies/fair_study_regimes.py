@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Dict, List, Sequence
 
-from fair_study_arms import claims_of
+from fair_study_arms import claims_in_both
 from fair_study_stats import arm_stats, claim_comparison, verdict
 
 
@@ -29,16 +29,17 @@ def regimes_table(from_scratch: Dict[str, Any], pretrained: Dict[str, Any]) -> s
     lines = ["| paper | claim | from scratch (64x32 CNN) | pretrained (ImageNet Lite0, 128x64) | regimes |",
              "| --- | --- | --- | --- | --- |"]
     waiting = 0
-    tested = claims_of("pretrained")
-    for c in claims_of("from_scratch"):
-        if not c["method"] or c not in tested:
+    for c, p in claims_in_both():
+        if not c["method"]:
             continue
-        a, b = claim_comparison(from_scratch, c), claim_comparison(pretrained, c)
+        a, b = claim_comparison(from_scratch, c), claim_comparison(pretrained, p)
         complete = [cmp["verdict"] is not None and not cmp["verdict"].startswith("incomplete") for cmp in (a, b)]
         if not all(complete):
             waiting += 1
             continue
-        lines.append(f"| {c['paper']} | {c['claim']} | {_verdict_text(a)} | {_verdict_text(b)} | "
+        # a claim both regimes test with arms of their own (the matched DarkRank weights): name the pretrained one
+        claim = c["claim"] + ("" if p["method"] == c["method"] else f"; pretrained: `{p['method']}`")
+        lines.append(f"| {c['paper']} | {claim} | {_verdict_text(a)} | {_verdict_text(b)} | "
                      f"{_agreement(a['verdict'] == 'holds', b['verdict'] == 'holds')} |")
     if len(lines) == 2:
         return f"No claim has its verdict in both regimes yet ({waiting} wait for seeds)."

@@ -2,11 +2,15 @@
 tables come from the results JSON."""
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from reid.config import load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "studies"))
+from fair_study_arms import claims_in_both, claims_of  # noqa: E402
 
 pytestmark = pytest.mark.study  # a study script (studies/), not the product: -m "not study" leaves it out
 
@@ -251,9 +255,11 @@ def pretrained_regime():
 def test_pretrained_arms_share_the_imagenet_recipe_of_at_most_1500_iterations(pretrained_regime):
     arms = sorted(p.stem for p in (REPO / "configs" / "pretrained_study").glob("*.yaml"))
     assert {"sn", "triplet_soft", "softmax", "sn_noneck", "sn_k5", "sn_lambda0"} <= set(arms)
-    for claim in fair_study.CLAIMS:
+    for claim in claims_of("pretrained"):
         if claim["method"] in arms and claim["baseline"] in arms:
             same_recipe(claim["method"], claim["baseline"], "pretrained_study")
+    own = {p["method"]: c["method"] for c, p in claims_in_both() if p["method"] != c["method"]}
+    assert own and set(own) <= set(arms)  # the matched-weight arms of this regime: their from-scratch counterpart
     for arm in arms:
         cfg = load_config(REPO / "configs" / "pretrained_study" / f"{arm}.yaml")
         assert cfg["data"]["p"] * cfg["data"]["k"] == 64 and cfg["train"]["flip_test"] and cfg["optim"]["lr"] == 1e-3
@@ -261,8 +267,11 @@ def test_pretrained_arms_share_the_imagenet_recipe_of_at_most_1500_iterations(pr
             continue
         assert (cfg["model"]["backbone"], cfg["model"]["pretrained"]) == ("efficientnet_lite0", "imagenet")
         assert cfg["train"]["epochs"] * cfg["train"]["iters_per_epoch"] <= 1500
-        # the arm's own loss, the recipe's softmax + triplet gone
-        assert cfg["loss"]["terms"] == load_config(REPO / "configs" / "cpu_study" / f"{arm}.yaml")["loss"]["terms"]
+        # the arm's own loss, the recipe's softmax + triplet gone (a matched-weight arm: its DarkRank weight apart)
+        scratch = load_config(REPO / "configs" / "cpu_study" / f"{own.get(arm, arm)}.yaml")["loss"]["terms"]
+        unweighted = lambda terms: [{**t, "weight": None} if t["name"] == "darkrank" else t for t in terms]  # noqa
+        assert unweighted(cfg["loss"]["terms"]) == unweighted(scratch)
+        assert (cfg["loss"]["terms"] == scratch) == (arm not in own)
     assert fair_study.backbone("sn") == "efficientnet_lite0, ImageNet, 128x64"
 
 
@@ -304,7 +313,9 @@ def test_the_pretrained_regime_runs_its_own_arms_into_its_own_folders_and_json(p
     # the issue's order: every SN row before DarkRank (its teacher before the first student), DarkRank before HORDE
     first = {arm: next(i for i, n in enumerate(names) if n[17:-6] == arm) for arm in {n[17:-6] for n in names}}
     assert max(first[a] for a in sn_rows) < first["teacher"] < first["student_alone"] < first["horde_binomial"]
-    assert sorted(fair_study.PRETRAINED_ARMS) == sorted(fair_study.DEFAULT_ARMS)  # the same arms, another order
+    # the same arms in another order, but for the DarkRank weights each regime matches on its own student
+    own = {c["method"]: p["method"] for c, p in claims_in_both()}
+    assert sorted(fair_study.PRETRAINED_ARMS) == sorted(own.get(a, a) for a in fair_study.DEFAULT_ARMS)
     assert all((REPO / "configs" / "pretrained_study" / f"{n[17:-6]}.yaml").exists() for n in names)
     assert sorted(json.loads((tmp_path / "p.json").read_text())) == sorted(n[17:] for n in names)
 
@@ -324,3 +335,20 @@ def test_the_pretrained_claims_table_has_its_own_block_and_the_backbone(pretrain
     assert "| efficientnet_lite0, ImageNet, 128x64 | `sn` vs `triplet_soft` |" in row and "| holds |" in row
     assert "from-scratch teacher" not in text  # the from-scratch notes stay in their table
     assert text.splitlines()[4].startswith("| paper | claim | backbone |")
+
+
+@pytest.mark.parametrize("regime", ["from_scratch", "pretrained"])
+def test_each_regimes_matched_darkrank_weight_follows_its_own_gradient_measurement(regime):
+    """2 x the identity loss's / the transfer term's backbone gradient norm at the paper's weight 2, at the
+    student's initialisation (the committed studies/darkrank_gradients.py results), to one significant figure."""
+    norms = json.loads(fair_study.REGIMES[regime]["gradients"].read_text())
+    folder = fair_study.REGIMES[regime]["configs"]
+    matched = [c for c in claims_of(regime) if "rescaled" in c["claim"]]
+    assert len(matched) == 3
+    for claim in matched:
+        terms = load_config(folder / f"{claim['method']}.yaml")["loss"]["terms"]
+        weight = next(t["weight"] for t in terms if t["name"] == "darkrank")
+        mode = next(t["mode"] for t in terms if t["name"] == "darkrank")
+        g = norms[f"student_{mode} @ initialisation (seed 0)"]["gradient_norms"]
+        assert g and float(f"{2 * g['softmax'] / g['darkrank']:.1g}") == weight, claim["method"]
+        assert f"2 -> {weight:g})" in claim["claim"]

@@ -72,3 +72,13 @@ def test_the_table_command_writes_both_blocks_into_the_documents(tmp_path):
     assert "No claim has its verdict in both regimes yet" in text
     assert "| 1 | `triplet_soft` | triplet (margin soft, mining batch_hard) | 0 |" in text
     assert "support_neighbor (k 10, sigma 50.0, lambda_squeeze 0.1)" in text
+
+
+def test_a_claim_each_regime_tests_with_its_own_matched_weight_pairs_the_two_arms():
+    scratch = {**runs("student_soft_w0.1", [12.0, 13.0, 14.0]), **runs("student_alone", [10.0, 10.5, 11.0])}
+    pretrained = {**runs("student_soft_w0.2", [40.0, 40.5, 41.0]), **runs("student_alone", [45.0, 45.5, 46.0])}
+    table = regimes_table(scratch, pretrained)
+    row = next(line for line in table.splitlines() if "rescaled (2 -> 0.1) so" in line)
+    assert "; pretrained: `student_soft_w0.2` |" in row
+    assert "| holds (+2.50 +- " in row and "| does not hold at this scale (-5.00 +- " in row
+    assert row.endswith("| **disagree**: holds from scratch only |")
