@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "studies"))
 from fair_study_arms import (CLAIMS, DEFAULT_ARMS, DML_ARMS, PRETRAINED_ARMS, SINGLE_SEED_ARMS,  # noqa: E402,F401
                              SWEEP_ARMS, SWEEPS, claims_of)
 from benchmarks.pretrained_recipes import machine  # noqa: E402  - timings differ by machine: each run names its CPU
-from fair_study_regimes import pick_list, regimes_table  # noqa: E402
+from fair_study_regimes import pick_list, regimes_table, teacher_line  # noqa: E402
 from fair_study_stats import arm_stats, best_of_sweep, claim_comparison, verdict  # noqa: E402,F401
 from reid.config import load_config  # noqa: E402
 
@@ -310,7 +310,8 @@ def markers(regime: str) -> Dict[str, str]:
     """Table name -> the marker of its block in the documents: `fair_study:NAME` for the from-scratch regime,
     `fair_study_pretrained:NAME` for the pretrained one, whose claims table is `claims:pretrained`."""
     prefix = "fair_study" if regime == "from_scratch" else f"fair_study_{regime}"
-    names = ("arms", "dml", "sweep", "high_order", "claims", "darkrank_gradients", "darkrank_speed", "regimes", "pick")
+    names = ("arms", "dml", "sweep", "high_order", "claims", "darkrank_gradients", "darkrank_speed", "regimes", "pick",
+             "darkrank_teacher")
     return {name: f"{prefix}:{name}" for name in names} | {"claims": REGIMES[regime]["claims_marker"]}
 
 
@@ -364,6 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.regime == "pretrained":  # against the from-scratch verdicts, and the ranking a pick follows from
             tables["regimes"] = regimes_table(load(REGIMES["from_scratch"]["json"]), results)
             tables["pick"] = pick_list(results, recipe_arms(), describe)
+            tables["darkrank_teacher"] = teacher_line(results)
         if SPEED_JSON.exists() and args.regime == "pretrained":  # the student's speed-up over its teacher
             from darkrank_speed import markdown as speed_markdown  # noqa: WPS433
 

@@ -1,5 +1,5 @@
-"""What the pretrained study says against the from-scratch one, and what a user should pick from it: two blocks
-generated from the results JSON files (studies/fair_study.py `table --regime pretrained`), so that no verdict or
+"""What the pretrained study says against the from-scratch one, what a user should pick from it, and whether its
+DarkRank teacher is far enough above the student: blocks generated from the results JSON files (studies/fair_study.py `table --regime pretrained`), so that no verdict or
 number in the documents is typed by hand."""
 from __future__ import annotations
 
@@ -67,3 +67,16 @@ def pick_list(results: Dict[str, Any], arms: Sequence[str], describe: Callable[[
         lines.append(f"| {i} | `{arm}` | {describe(arm)} | {', '.join(map(str, m['seeds']))} | {m['mean']:.2f} +- "
                      f"{std} | {r1['mean']:.2f} | {against} |")
     return "\n".join(lines)
+
+
+def teacher_line(results: Dict[str, Any], margin: float = 10.0) -> str:
+    """The DarkRank set-up check: the teacher's single query mAP against the student alone's mean (the issue asks
+    for the paper's relation, a teacher at least `margin` mAP above its student)."""
+    teacher, student = arm_stats(results, "teacher", "mAP"), arm_stats(results, "student_alone", "mAP")
+    if teacher is None or student is None:
+        return "The teacher or the student alone has not run yet."
+    gap = teacher["mean"] - student["mean"]
+    spread = "" if student["n"] < 2 else f" +- {student['std']:.2f}"
+    return (f"Teacher {teacher['mean']:.2f} mAP (seed {teacher['seeds'][0]}) vs student alone "
+            f"{student['mean']:.2f}{spread} (seeds {', '.join(map(str, student['seeds']))}): {gap:+.2f} mAP, "
+            + ("at least" if gap >= margin else "**less than**") + f" the {margin:g} the study asks for.")

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.study
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "studies"))
 import fair_study  # noqa: E402
-from fair_study_regimes import pick_list, regimes_table  # noqa: E402
+from fair_study_regimes import pick_list, regimes_table, teacher_line  # noqa: E402
 
 
 def runs(arm, maps):
@@ -82,3 +82,12 @@ def test_a_claim_each_regime_tests_with_its_own_matched_weight_pairs_the_two_arm
     assert "; pretrained: `student_soft_w0.2` |" in row
     assert "| holds (+2.50 +- " in row and "| does not hold at this scale (-5.00 +- " in row
     assert row.endswith("| **disagree**: holds from scratch only |")
+
+
+def test_the_teacher_line_states_its_margin_over_the_student_alone():
+    students = runs("student_alone", [48.0, 49.0, 50.0])
+    assert teacher_line(students) == "The teacher or the student alone has not run yet."
+    line = teacher_line({**students, **runs("teacher", [61.5])})
+    assert line.startswith("Teacher 61.50 mAP (seed 0) vs student alone 49.00 +- 1.00 (seeds 0, 1, 2): +12.50 mAP,")
+    assert "at least the 10 the study asks for" in line
+    assert "**less than** the 10" in teacher_line({**students, **runs("teacher", [55.0])})
