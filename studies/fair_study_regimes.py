@@ -1,6 +1,7 @@
 """What the pretrained study says against the from-scratch one, what a user should pick from it, and whether its
-DarkRank teacher is far enough above the student: blocks generated from the results JSON files (studies/fair_study.py `table --regime pretrained`), so that no verdict or
-number in the documents is typed by hand."""
+DarkRank teacher is far enough above the student: blocks generated from the results JSON files
+(studies/fair_study.py `table --regime pretrained`), so that no verdict or number in the documents is typed by
+hand."""
 from __future__ import annotations
 
 import math

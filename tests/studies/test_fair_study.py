@@ -9,12 +9,11 @@ import pytest
 
 from reid.config import load_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "studies"))
-from fair_study_arms import claims_in_both, claims_of  # noqa: E402
-
 pytestmark = pytest.mark.study  # a study script (studies/), not the product: -m "not study" leaves it out
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "studies"))
+from fair_study_arms import claims_in_both, claims_of  # noqa: E402
 spec = importlib.util.spec_from_file_location("fair_study", REPO / "studies" / "fair_study.py")
 fair_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fair_study)
